@@ -1,0 +1,3 @@
+from tasktool.cli.app import main
+
+main()

@@ -1,0 +1,116 @@
+"""The `tasktool` application: command registration and the one place errors are rendered."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from tasktool import __version__
+
+app = typer.Typer(
+    name="tasktool",
+    help="Run any Hugging Face Transformers task from the shell: infer, finetune, evaluate.\n\n"
+    "Examples:\n\n"
+    "  tasktool tasks\n\n"
+    "  tasktool infer sentiment 'I loved it' 'I did not'\n\n"
+    "  tasktool infer ner --file news.txt --output entities.jsonl\n\n"
+    "  tasktool finetune sentiment --data train.csv --output-dir out/\n\n"
+    "  tasktool evaluate sentiment --model out/ --data dev.csv",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"tasktool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or TASKTOOL_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """Run any Hugging Face Transformers task from the shell."""
+    if debug:
+        os.environ["TASKTOOL_DEBUG"] = "1"
+
+
+def _register():
+    from tasktool.cli import info, infer
+
+    app.command("tasks", help="List the tasks, their aliases and default models.")(info.tasks)
+    app.command("env", help="Versions, device, offline state and cache folder.")(info.env)
+    app.command("infer", help=infer.HELP, no_args_is_help=True)(infer.infer)
+    for name in ("finetune", "evaluate", "recipes", "smoke"):
+        _register_optional(name)
+
+
+def _register_optional(name: str):
+    """Commands whose modules may not exist yet in a partial build."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"tasktool.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"tasktool.cli.{name}":
+            return
+        raise
+    module.register(app)
+
+
+_register()
+
+
+def _debug() -> bool:
+    return os.environ.get("TASKTOOL_DEBUG", "0") not in ("", "0", "false") or "--debug" in sys.argv
+
+
+def render_error(message: str) -> None:
+    from tasktool.console import err_console
+
+    err_console().print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn every failure into one line and an exit code."""
+    import click
+
+    from tasktool.errors import FAILURE, INTERRUPTED, USAGE, TaskToolError
+
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="tasktool")
+        sys.exit(code if isinstance(code, int) else 0)
+    except TaskToolError as exc:
+        if _debug():
+            import traceback
+
+            traceback.print_exc()
+        render_error(exc.one_line().replace("[", "\\["))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        render_error("interrupted")
+        sys.exit(INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        render_error("interrupted")
+        sys.exit(INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if _debug():
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        render_error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)".replace("[", "\\["))
+        sys.exit(FAILURE)

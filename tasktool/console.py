@@ -1,0 +1,28 @@
+"""Where people-facing messages go: stderr, so stdout stays clean for JSON Lines."""
+
+from __future__ import annotations
+
+import sys
+
+_err = None
+
+
+def err_console():
+    global _err
+    if _err is None:
+        from rich.console import Console
+
+        _err = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _err
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[yellow]warning:[/yellow] {message}")
+
+
+def info(message: str) -> None:
+    err_console().print(message)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,155 @@
+"""The batching engine every task's inference runs through.
+
+Inputs stream in; a window of them is prepared, sorted by length and cut into batches padded
+only to their own longest item; results go back out in input order, window by window, so
+memory stays bounded however long the input is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from tasktool.errors import ItemError, TaskToolError
+
+
+@dataclass
+class Item:
+    """One input: its id (given or its position), the payload the task reads, and how to show it."""
+
+    id: Any
+    payload: Any
+    display: Any = None
+    meta: dict = field(default_factory=dict)
+
+    def shown(self):
+        return self.payload if self.display is None else self.display
+
+
+class Predictor:
+    """Task-specific inference. The engine calls prepare per item, then predict per batch."""
+
+    def prepare(self, payload: Any) -> Any:
+        """Decode/tokenize one input. Raise ItemError for a bad item."""
+        return payload
+
+    def length(self, prepared: Any) -> int:
+        """A cost estimate (tokens, samples, pixels) used to sort and to budget batches."""
+        return 1
+
+    def predict(self, batch: list[Any]) -> list[dict]:
+        raise NotImplementedError
+
+    def display(self, record: dict) -> dict[str, str]:
+        """Columns for the people-facing table; the default shows every result field."""
+        from tasktool.io.writers import short
+
+        return {k: short(v) for k, v in record.items() if k not in ("id", "input")}
+
+
+def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens: int | None):
+    """Cut length-sorted items into batches by count, or by padded-token budget."""
+    batch: list = []
+    longest = 0
+    for entry in order:
+        longest_if = max(longest, entry[2])
+        if batch and (
+            len(batch) >= batch_size or (max_batch_tokens and longest_if * (len(batch) + 1) > max_batch_tokens)
+        ):
+            yield batch
+            batch, longest_if = [], entry[2]
+        batch.append(entry)
+        longest = longest_if
+    if batch:
+        yield batch
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "out of memory" in text or type(exc).__name__ in ("OutOfMemoryError",)
+
+
+class Engine:
+    def __init__(self, predictor: Predictor, batch_size: int = 8, max_batch_tokens: int | None = None,
+                 window: int | None = None, on_error: str = "raise", on_batch=None):
+        if batch_size < 1:
+            raise TaskToolError("--batch-size must be at least 1")
+        self.predictor = predictor
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.window = window or max(1024, batch_size * 64)
+        self.on_error = on_error
+        self.on_batch = on_batch  # progress callback: number of items finished
+
+    def run(self, items: Iterable[Item]) -> Iterator[dict]:
+        iterator = iter(items)
+        while True:
+            chunk = list(islice(iterator, self.window))
+            if not chunk:
+                return
+            yield from self._run_window(chunk)
+
+    def _fail(self, item: Item, exc: ItemError, errors: dict, idx: int):
+        if self.on_error == "raise":
+            raise TaskToolError(f"input {item.id!r}: {exc.message}", exc.hint or "fix it or pass --on-error skip",
+                                exit_code=exc.exit_code) from exc
+        errors[idx] = exc.one_line()
+
+    def _run_window(self, chunk: list[Item]) -> Iterator[dict]:
+        import torch
+
+        errors: dict[int, str] = {}
+        order = []
+        for idx, item in enumerate(chunk):
+            try:
+                prepared = self.predictor.prepare(item.payload)
+                order.append((idx, prepared, int(self.predictor.length(prepared))))
+            except ItemError as exc:
+                self._fail(item, exc, errors, idx)
+        order.sort(key=lambda e: e[2], reverse=True)  # longest first: the worst batch fails early
+        results: dict[int, dict] = {}
+        with torch.inference_mode():
+            for batch in batches(order, self.batch_size, self.max_batch_tokens):
+                self._predict(batch, results, errors, chunk)
+                if self.on_batch:
+                    self.on_batch(len(batch))
+        for idx, item in enumerate(chunk):
+            record = {"id": item.id, "input": item.shown()}
+            if idx in errors:
+                record["error"] = errors[idx]
+            else:
+                record.update(results[idx])
+            yield record
+
+    def _predict(self, batch, results, errors, chunk):
+        try:
+            outputs = self.predictor.predict([entry[1] for entry in batch])
+        except ItemError as exc:
+            if len(batch) == 1:
+                self._fail(chunk[batch[0][0]], exc, errors, batch[0][0])
+                return
+            for entry in batch:  # isolate the bad item
+                self._predict([entry], results, errors, chunk)
+            return
+        except RuntimeError as exc:
+            if not _is_oom(exc) or len(batch) == 1:
+                raise
+            from tasktool.console import warn
+
+            _empty_cache()
+            half = len(batch) // 2
+            warn(f"out of memory on a batch of {len(batch)}: retrying as two batches of {half} and {len(batch) - half}")
+            self._predict(batch[:half], results, errors, chunk)
+            self._predict(batch[half:], results, errors, chunk)
+            return
+        for entry, out in zip(batch, outputs, strict=True):
+            results[entry[0]] = out
+
+
+def _empty_cache():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

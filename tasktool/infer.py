@@ -1,0 +1,110 @@
+"""The inference runner: task + options + inputs -> engine -> writers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+from tasktool.errors import TaskToolError
+
+
+def build_predictor(spec, opts):
+    """Load the task's implementation and model (the slow part: imports torch/transformers)."""
+    from tasktool.console import err_console
+
+    if not opts.model:
+        opts.model = spec.default_model
+    cls = spec.load_predictor()
+    with err_console().status(f"loading {opts.model}", spinner="dots") if sys.stderr.isatty() else _nothing():
+        return cls(spec, opts)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def done_ids(output: Path) -> set:
+    """Ids already written to a (partial) JSON Lines output, for --resume."""
+    from tasktool.io.writers import partial_path
+
+    ids: set = set()
+    for path in (output, partial_path(output)):
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    ids.add(json.dumps(json.loads(line)["id"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut by a kill: its input runs again
+    return ids
+
+
+def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "auto", resume: bool = False,
+                  on_error: str = "raise", quiet: bool = False) -> int:
+    from tasktool.engine import Engine
+    from tasktool.io.readers import items_for
+    from tasktool.io.writers import check_output_path, open_writers
+
+    if output is not None:
+        check_output_path(output)
+    if resume and output is None:
+        raise TaskToolError("--resume needs --output FILE.jsonl", "it reads the ids already written there")
+    items = items_for(spec.input_kind, source)
+    first = list(itertools.islice(items, 1))  # read errors and empty input surface before the model loads
+    if not first:
+        raise TaskToolError("no inputs", "give text arguments, --file, --dataset, or pipe lines into stdin")
+    items = itertools.chain(first, items)
+    skip = done_ids(output) if resume and output is not None else set()
+    if skip:
+        items = (item for item in items if json.dumps(item.id) not in skip)
+    predictor = build_predictor(spec, opts)
+    writer = open_writers(output, fmt, f"{spec.name} ({opts.model})", predictor.display, resume=resume)
+    progress = _progress(quiet)
+    engine = Engine(predictor, batch_size=opts.batch_size, max_batch_tokens=opts.max_batch_tokens,
+                    on_error=on_error, on_batch=progress.advance if progress else None)
+    count = errors = 0
+    complete = False
+    try:
+        for record in engine.run(items):
+            writer.write(record)
+            count += 1
+            errors += "error" in record
+        complete = True
+    finally:
+        if progress:
+            progress.stop()
+        writer.close(complete)
+    if errors:
+        from tasktool.console import warn
+
+        warn(f"{errors} of {count} inputs failed (see their 'error' field)")
+    return count
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    from tasktool.console import err_console
+
+    progress = Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=err_console(), transient=True)
+    task_id = progress.add_task("inferring", total=None)
+    progress.start()
+
+    class _P:
+        def advance(self, n):
+            progress.advance(task_id, n)
+
+        def stop(self):
+            progress.stop()
+
+    return _P()

@@ -1,0 +1,83 @@
+"""Media inputs: paths, folders (every supported file inside, sorted), globs, URLs, manifests.
+
+Payloads are path strings (or URLs); decoding happens per item in the task's `prepare`, so a
+corrupt file fails alone (see io/audio.py and io/images.py).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+
+from tasktool.engine import Item
+from tasktool.errors import TaskToolError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def suffixes_for(kind: str) -> tuple[str, ...]:
+    from tasktool.tasks.registry import AUDIO
+
+    return AUDIO_SUFFIXES if kind == AUDIO else IMAGE_SUFFIXES
+
+
+def expand(arg: str, kind: str) -> list[str]:
+    """One command-line argument -> the media paths it names."""
+    if arg.startswith(("http://", "https://")):
+        return [arg]
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes_for(kind))
+        if not found:
+            raise TaskToolError(f"folder '{arg}' holds no {kind} files",
+                                f"supported: {', '.join(suffixes_for(kind))}")
+        return found
+    if any(ch in arg for ch in "*?["):
+        found = sorted(glob.glob(arg, recursive=True))
+        if not found:
+            raise TaskToolError(f"pattern '{arg}' matches no files", "check the pattern (quote it in the shell)")
+        return found
+    if not path.exists():
+        raise TaskToolError(f"input file '{arg}' not found", "check the path")
+    return [str(path)]
+
+
+def media_items(kind: str, spec) -> Iterator[Item]:
+    """Items whose payload is a path or URL, from arguments, a manifest file, or a dataset column."""
+    from tasktool.io.readers import PATH_COLUMNS, get_field, pick_column, raw_rows, read_rows
+
+    n = 0
+    if spec.file:
+        base = Path(spec.file).parent
+        column = None
+        for row in read_rows(spec.file, spec.fmt):
+            if isinstance(row, dict):
+                column = column or pick_column(row, spec.column, PATH_COLUMNS, "path")
+                value = get_field(row, column)
+                given = row.get("id")
+            else:
+                value, given = row, None
+            if isinstance(value, dict) and "path" in value:  # datasets' Audio/Image(decode=False)
+                value = value["path"]
+            value = str(value)
+            if not value.startswith(("http://", "https://")) and not Path(value).is_absolute():
+                value = str(base / value)
+            yield Item(n if given is None else given, value)
+            n += 1
+        return
+    if spec.dataset:
+        column = None
+        for given, row in raw_rows(spec):
+            column = column or pick_column(row, spec.column, PATH_COLUMNS, "path")
+            value = get_field(row, column)
+            if isinstance(value, dict):
+                value = value.get("path") or value
+            yield Item(n if given is None else given, value)
+            n += 1
+        return
+    for arg in spec.texts:
+        for path in expand(arg, kind):
+            yield Item(n, path)
+            n += 1

