@@ -31,6 +31,8 @@ class Item:
 class Predictor:
     """Task-specific inference. The engine calls prepare per item, then predict per batch."""
 
+    window: int | None = None  # items prepared at once; media tasks keep it small (decoded inputs are big)
+
     def prepare(self, payload: Any) -> Any:
         """Decode/tokenize one input. Raise ItemError for a bad item."""
         return payload
@@ -66,6 +68,14 @@ def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens
         yield batch
 
 
+class Interrupted(TaskToolError):
+    def __init__(self):
+        from tasktool.errors import INTERRUPTED
+
+        super().__init__("interrupted", "finished records were written; rerun with --resume to continue",
+                         exit_code=INTERRUPTED)
+
+
 def _is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "out of memory" in text or type(exc).__name__ in ("OutOfMemoryError",)
@@ -79,9 +89,10 @@ class Engine:
         self.predictor = predictor
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
-        self.window = window or max(1024, batch_size * 64)
+        self.window = window or predictor.window or max(1024, batch_size * 64)
         self.on_error = on_error
         self.on_batch = on_batch  # progress callback: number of items finished
+        self.stop = False  # set from a signal handler: finish the current batch, write what is in order, stop
 
     def run(self, items: Iterable[Item]) -> Iterator[dict]:
         iterator = iter(items)
@@ -115,13 +126,19 @@ class Engine:
                 self._predict(batch, results, errors, chunk)
                 if self.on_batch:
                     self.on_batch(len(batch))
+                if self.stop:
+                    break
         for idx, item in enumerate(chunk):
+            if idx not in errors and idx not in results:  # stopped: only the finished, in-order prefix goes out
+                raise Interrupted()
             record = {"id": item.id, "input": item.shown()}
             if idx in errors:
                 record["error"] = errors[idx]
             else:
                 record.update(results[idx])
             yield record
+        if self.stop:
+            raise Interrupted()
 
     def _predict(self, batch, results, errors, chunk):
         try:

@@ -72,10 +72,11 @@ def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "au
     count = errors = 0
     complete = False
     try:
-        for record in engine.run(items):
-            writer.write(record)
-            count += 1
-            errors += "error" in record
+        with _graceful_interrupt(engine):
+            for record in engine.run(items):
+                writer.write(record)
+                count += 1
+                errors += "error" in record
         complete = True
     finally:
         if progress:
@@ -86,6 +87,38 @@ def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "au
 
         warn(f"{errors} of {count} inputs failed (see their 'error' field)")
     return count
+
+
+class _graceful_interrupt:
+    """First Ctrl-C: finish the current batch, write the finished records, exit 130. Second: stop now."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        import signal
+
+        from tasktool.console import warn
+
+        warn("interrupted: finishing the current batch (Ctrl-C again to stop at once)")
+        self.engine.stop = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 def _progress(quiet: bool):

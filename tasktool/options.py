@@ -14,6 +14,7 @@ class InferOptions:
     batch_size: int = 8
     max_batch_tokens: int | None = None
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load pickle (.bin) weights; off because unpickling can run code
     compile: bool = False
     # text
     max_length: int | None = None  # input truncation (tokens)

@@ -42,6 +42,7 @@ def check_model_ref(ref: str) -> str:
 @contextlib.contextmanager
 def hub_errors(ref: str, what: str = "model"):
     """Turn from_pretrained's long exceptions into one line with the fix."""
+    quiet_transformers()
     try:
         yield
     except TaskToolError:
@@ -49,6 +50,11 @@ def hub_errors(ref: str, what: str = "model"):
     except (OSError, ValueError, KeyError, EnvironmentError) as exc:
         text = str(exc)
         local = Path(ref).expanduser().is_dir()
+        if "custom code" in text or "trust_remote_code" in text:
+            raise TaskToolError(
+                f"{what} '{ref}' needs its own Python code to load, and tasktool does not run it by default",
+                "read that code, then pass --trust-remote-code if you trust it",
+            ) from exc
         if not local and (offline() or "offline" in text.lower() or "connect" in text.lower()):
             raise TaskToolError(
                 f"cannot fetch {what} '{ref}': it is not a local folder and the Hugging Face Hub is unreachable",
@@ -59,6 +65,14 @@ def hub_errors(ref: str, what: str = "model"):
             raise TaskToolError(f"no {what} '{ref}' on the Hugging Face Hub", "check the model id") from exc
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise TaskToolError(f"cannot load {what} from '{ref}': {first}", "check the folder's files") from exc
+
+
+def quiet_transformers() -> None:
+    """transformers' warnings and download bars would bury our one-line messages."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def pick_device(name: str = "auto"):
@@ -129,20 +143,39 @@ def check_compatible(spec, config, ref: str) -> bool:
     return False  # a bare encoder (e.g. BertModel): the head would be random
 
 
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.ckpt")
+
+
+def check_weights_safe(ref: str, allow_pickle: bool) -> dict:
+    """safetensors by default: pickle weights can run code when loaded, so they need --allow-pickle."""
+    if allow_pickle:
+        return {}
+    path = Path(ref)
+    if path.is_dir():
+        has_safe = any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").exists()
+        pickled = [name for name in PICKLE_WEIGHTS if (path / name).exists()]
+        if pickled and not has_safe:
+            raise TaskToolError(
+                f"model folder '{ref}' holds pickle weights ({pickled[0]}), which can run code when loaded",
+                "convert them to safetensors, or pass --allow-pickle if you trust their source",
+            )
+        return {}
+    return {"use_safetensors": True}
+
+
 def load_model(spec, ref: str, *, revision=None, device="auto", dtype="auto", trust_remote_code=False,
-               auto_class: str | None = None, for_training: bool = False, **kwargs):
+               auto_class: str | None = None, for_training: bool = False, allow_pickle: bool = False, **kwargs):
     """Load `ref` with the task's Auto class on the chosen device and dtype."""
     import transformers
 
     ref = check_model_ref(ref)
+    kwargs.update(check_weights_safe(ref, allow_pickle))
     config = load_config(ref, revision, trust_remote_code)
     has_head = check_compatible(spec, config, ref)
     if not has_head and not for_training:
         from tasktool.console import warn
 
         warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     cls = getattr(transformers, auto_class or spec.model_class)

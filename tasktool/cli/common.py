@@ -21,6 +21,9 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per ba
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run model code from the Hub repository (off: it is code).")
 ]
+PickleOpt = Annotated[
+    bool, typer.Option("--allow-pickle", help="Load pickle (.bin) weights; off: unpickling can run code. safetensors need no flag.")
+]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension).")
 ]

@@ -14,6 +14,7 @@ from tasktool.cli.common import (
     FormatOpt,
     ModelOpt,
     OutputOpt,
+    PickleOpt,
     QuietOpt,
     RevisionOpt,
     TaskArg,
@@ -66,6 +67,7 @@ def infer(
     max_batch_tokens: Annotated[int | None, typer.Option(help="Cap padded tokens per batch instead of a fixed batch size.", rich_help_panel=G_MODEL)] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (GPU, long runs).", rich_help_panel=G_MODEL)] = False,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
     max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens.", rich_help_panel=G_TASK)] = None,
     top_k: Annotated[int | None, typer.Option(help="Labels/fills to return; sampling top-k for generation.", rich_help_panel=G_TASK)] = None,
     aggregation: Annotated[str, typer.Option(help="NER entity grouping: none, simple, first, average, max.", rich_help_panel=G_TASK)] = "simple",
@@ -100,7 +102,8 @@ def infer(
     check_choice("--dtype", dtype, DTYPES)
     opts = InferOptions(
         model=model, revision=revision, device=device, dtype=dtype, batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens, trust_remote_code=trust_remote_code, compile=compile,
+        max_batch_tokens=max_batch_tokens, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+        compile=compile,
         max_length=max_length, top_k=top_k, aggregation=aggregation, max_new_tokens=max_new_tokens,
         num_beams=num_beams, do_sample=do_sample, temperature=temperature, top_p=top_p,
         source_lang=source_lang, target_lang=target_lang, stride=stride, max_answer_length=max_answer_length,

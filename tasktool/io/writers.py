@@ -95,6 +95,8 @@ class JsonLinesFile(Writer):
         self.partial = partial_path(path)
         if append and path.exists() and not self.partial.exists():
             os.replace(path, self.partial)
+        if append and self.partial.exists():
+            _drop_cut_line(self.partial)
         self.fh = open(self.partial, "a" if append else "w", encoding="utf-8")
 
     def write(self, record):
@@ -105,6 +107,15 @@ class JsonLinesFile(Writer):
         self.fh.close()
         if complete:
             os.replace(self.partial, self.path)
+
+
+def _drop_cut_line(path: Path) -> None:
+    """A kill can cut the last line short: drop it so appended records start on a fresh line."""
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            fh.truncate(end)
 
 
 def partial_path(path: Path) -> Path:
