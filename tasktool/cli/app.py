@@ -80,7 +80,10 @@ def render_error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every failure into one line and an exit code."""
-    import click
+    try:  # typer >= 0.29 vendors its own click
+        from typer._click import exceptions as click
+    except ImportError:  # pragma: no cover - older typer
+        import click.exceptions as click
 
     from tasktool.errors import FAILURE, INTERRUPTED, USAGE, TaskToolError
 
@@ -94,13 +97,18 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         render_error(exc.one_line().replace("[", "\\["))
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         render_error("interrupted")
         sys.exit(INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        render_error((exc.format_message() + where).replace("[", "\\["))
         sys.exit(USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
     except KeyboardInterrupt:
         render_error("interrupted")

@@ -62,7 +62,7 @@ def short(value, width: int = 80) -> str:
 
 def check_output_path(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
+    if not parent.is_dir():
         raise TaskToolError(f"output folder '{parent}' does not exist", "create it first or choose another --output")
     if not os.access(parent, os.W_OK):
         raise TaskToolError(f"output folder '{parent}' is not writable", "choose another --output")
