@@ -47,7 +47,8 @@ def done_ids(output: Path) -> set:
 
 
 def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "auto", resume: bool = False,
-                  on_error: str = "raise", quiet: bool = False) -> int:
+                  on_error: str = "raise", quiet: bool = False, smoke: bool = False) -> int:
+    """Run `spec` over the inputs and write records; smoke: a shrunk model and the first few inputs."""
     from tasktool.engine import Engine
     from tasktool.io.readers import items_for
     from tasktool.io.writers import check_output_path, open_writers
@@ -57,6 +58,10 @@ def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "au
     if resume and output is None:
         raise TaskToolError("--resume needs --output FILE.jsonl", "it reads the ids already written there")
     items = items_for(spec.input_kind, source)
+    if smoke:
+        from tasktool.smoke import SMOKE_EXAMPLES
+
+        items = itertools.islice(items, SMOKE_EXAMPLES)
     first = list(itertools.islice(items, 1))  # read errors and empty input surface before the model loads
     if not first:
         raise TaskToolError("no inputs", "give text arguments, --file, --dataset, or pipe lines into stdin")
@@ -64,6 +69,10 @@ def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "au
     skip = done_ids(output) if resume and output is not None else set()
     if skip:
         items = (item for item in items if json.dumps(item.id) not in skip)
+    if smoke:
+        from tasktool.smoke import shrunk_model, smoke_dir
+
+        opts.model = str(shrunk_model(spec, opts.model, smoke_dir() / "model", opts.revision))
     predictor = build_predictor(spec, opts)
     writer = open_writers(output, fmt, f"{spec.name} ({opts.model})", predictor.display, resume=resume)
     progress = _progress(quiet)

@@ -59,6 +59,7 @@ def infer(
     save_visuals: Annotated[str | None, typer.Option(help="Vision: write pictures (boxes, masks, depth maps) to DIR.", rich_help_panel=G_OUT)] = None,
     save_raw: Annotated[bool, typer.Option(help="Vision: also save raw masks (PNG) and depth (NPY) to --save-visuals.", rich_help_panel=G_OUT)] = False,
     quiet: QuietOpt = False,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Check the command fast: a shrunk random model of the same architecture, the first few inputs.", rich_help_panel=G_OUT)] = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     device: DeviceOpt = "auto",
@@ -113,4 +114,4 @@ def infer(
     source = InputSpec(texts=tuple(inputs or ()), file=file, column=column, dataset=dataset, split=split,
                        question=question, context=context)
     run_inference(spec, opts, source, output=Path(output) if output else None, fmt=fmt, resume=resume,
-                  on_error=on_error, quiet=quiet)
+                  on_error=on_error, quiet=quiet, smoke=smoke)

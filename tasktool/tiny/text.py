@@ -38,7 +38,7 @@ def _wordpiece(vocab_size: int = 600):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -66,6 +66,7 @@ def _byte_bpe(specials: list[str], template: tuple[str, str] | None, vocab_size:
         vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(corpus(), trainer)
     if template:
@@ -88,7 +89,9 @@ def _save_tokenizer(tok, out: Path, max_length: int, **special):
     return fast
 
 
-def build(task: str, family: str, out: Path, labels: list[str] | None = None, max_length: int = 128) -> None:
+def build(task: str, family: str, out: Path, labels: list[str] | None = None, max_length: int = 128,
+          init_std: float | None = None) -> None:
+    """init_std: a larger random-init scale (e.g. 0.2) makes outputs depend visibly on the input."""
     import transformers as tf
 
     tf.utils.logging.disable_progress_bar()
@@ -147,6 +150,11 @@ def build(task: str, family: str, out: Path, labels: list[str] | None = None, ma
     else:
         raise ValueError(f"unknown text family {family}")
 
+    if init_std is not None:
+        for attr, value in (("init_std", init_std), ("initializer_range", init_std),
+                            ("initializer_factor", init_std / 0.02)):
+            if hasattr(config, attr):
+                setattr(config, attr, value)
     if labels:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
