@@ -81,3 +81,27 @@ def media_items(kind: str, spec) -> Iterator[Item]:
         for path in expand(arg, kind):
             yield Item(n, path)
             n += 1
+
+
+def download_to_temp(url: str, timeout: float = 60.0) -> str:
+    """Fetch an http(s) media URL into a temporary file (same suffix); the caller removes it."""
+    import os
+    import shutil
+    import tempfile
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tasktool.errors import ItemError
+
+    suffix = Path(urllib.parse.urlparse(url).path).suffix[:8]
+    fd, tmp = tempfile.mkstemp(prefix="tasktool-", suffix=suffix)
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "tasktool"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+            shutil.copyfileobj(response, out)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        os.unlink(tmp)
+        reason = getattr(exc, "reason", None) or exc
+        raise ItemError(f"cannot download '{url}': {reason}", "check the URL and your connection") from exc
+    return tmp

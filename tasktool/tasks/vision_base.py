@@ -36,6 +36,7 @@ class VisionPredictor(Predictor):
             device=opts.device,
             dtype=opts.dtype,
             trust_remote_code=opts.trust_remote_code,
+            allow_pickle=opts.allow_pickle,
         )
         self.device, self.dtype = self.model.device, self.model.dtype
         if opts.compile:
