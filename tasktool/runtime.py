@@ -47,7 +47,7 @@ def hub_errors(ref: str, what: str = "model"):
         yield
     except TaskToolError:
         raise
-    except (OSError, ValueError, KeyError, EnvironmentError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         text = str(exc)
         local = Path(ref).expanduser().is_dir()
         if "custom code" in text or "trust_remote_code" in text:
@@ -61,7 +61,9 @@ def hub_errors(ref: str, what: str = "model"):
                 "pass --model with a local folder (e.g. one written by `tasktool finetune`), "
                 "or go online and unset HF_HUB_OFFLINE",
             ) from exc
-        if not local and ("not a valid model identifier" in text or "404" in text or "Repository Not Found" in text):
+        if not local and (
+            "not a valid model identifier" in text or "404" in text or "Repository Not Found" in text
+        ):
             raise TaskToolError(f"no {what} '{ref}' on the Hugging Face Hub", "check the model id") from exc
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise TaskToolError(f"cannot load {what} from '{ref}': {first}", "check the folder's files") from exc
@@ -83,7 +85,9 @@ def pick_device(name: str = "auto"):
 
         return PartialState().device
     if name == "cuda" and not torch.cuda.is_available():
-        raise TaskToolError("--device cuda was asked for but no CUDA GPU is visible", "use --device cpu or auto")
+        raise TaskToolError(
+            "--device cuda was asked for but no CUDA GPU is visible", "use --device cpu or auto"
+        )
     if name == "mps" and not torch.backends.mps.is_available():
         raise TaskToolError("--device mps was asked for but MPS is not available", "use --device cpu or auto")
     return torch.device(name)
@@ -163,8 +167,19 @@ def check_weights_safe(ref: str, allow_pickle: bool) -> dict:
     return {"use_safetensors": True}
 
 
-def load_model(spec, ref: str, *, revision=None, device="auto", dtype="auto", trust_remote_code=False,
-               auto_class: str | None = None, for_training: bool = False, allow_pickle: bool = False, **kwargs):
+def load_model(
+    spec,
+    ref: str,
+    *,
+    revision=None,
+    device="auto",
+    dtype="auto",
+    trust_remote_code=False,
+    auto_class: str | None = None,
+    for_training: bool = False,
+    allow_pickle: bool = False,
+    **kwargs,
+):
     """Load `ref` with the task's Auto class on the chosen device and dtype."""
     import transformers
 
@@ -202,7 +217,9 @@ def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs
 
     ref = check_model_ref(ref)
     with hub_errors(ref, "tokenizer"):
-        return AutoTokenizer.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+        return AutoTokenizer.from_pretrained(
+            ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+        )
 
 
 def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
@@ -210,7 +227,9 @@ def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs
 
     ref = check_model_ref(ref)
     with hub_errors(ref, "processor"):
-        return AutoProcessor.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
+        return AutoProcessor.from_pretrained(
+            ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+        )
 
 
 def offline_base_model() -> str | None:

@@ -58,12 +58,14 @@ def qa_rows(n: int, seed: int = 0) -> list[dict]:
         name, place = rng.choice(NAMES), rng.choice(PLACES)
         before = " ".join(_sentence(rng, rng.randint(2, 6)))
         context = f"{before} {name} lives in {place} . " + " ".join(_sentence(rng, rng.randint(2, 6)))
-        rows.append({
-            "id": f"q{i}",
-            "question": f"where does {name} live ?",
-            "context": context,
-            "answers": {"text": [place], "answer_start": [context.index(f" in {place}") + 4]},
-        })
+        rows.append(
+            {
+                "id": f"q{i}",
+                "question": f"where does {name} live ?",
+                "context": context,
+                "answers": {"text": [place], "answer_start": [context.index(f" in {place}") + 4]},
+            }
+        )
     return rows
 
 

@@ -13,15 +13,41 @@ from pathlib import Path
 SMOKE_EXAMPLES = 8
 SMOKE_STEPS = 3
 
-_LAYERS = ("num_hidden_layers", "num_layers", "n_layer", "encoder_layers", "decoder_layers", "num_decoder_layers")
-_HEADS = ("num_attention_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads", "num_heads",
-          "num_key_value_heads")
+_LAYERS = (
+    "num_hidden_layers",
+    "num_layers",
+    "n_layer",
+    "encoder_layers",
+    "decoder_layers",
+    "num_decoder_layers",
+)
+_HEADS = (
+    "num_attention_heads",
+    "n_head",
+    "encoder_attention_heads",
+    "decoder_attention_heads",
+    "num_heads",
+    "num_key_value_heads",
+)
 _WIDTH = ("hidden_size", "d_model", "n_embd")
 _FFN = ("intermediate_size", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim", "n_inner")
 _TEXT_FAMILIES = ("bert", "gpt2", "bart", "t5", "marian")
-_PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                    "merges.txt", "spiece.model", "source.spm", "target.spm", "sentencepiece.bpe.model",
-                    "preprocessor_config.json", "processor_config.json", "added_tokens.json", "generation_config.json")
+_PROCESSOR_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "source.spm",
+    "target.spm",
+    "sentencepiece.bpe.model",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 
 def shrink_config(config):
@@ -52,7 +78,12 @@ def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | Non
 
     out_dir = Path(out_dir)
     local = Path(model_ref).expanduser() if model_ref else None
-    if local is not None and local.is_dir() and (local / "config.json").exists() and spec.family in _TEXT_FAMILIES:
+    if (
+        local is not None
+        and local.is_dir()
+        and (local / "config.json").exists()
+        and spec.family in _TEXT_FAMILIES
+    ):
         import torch
         import transformers
 
@@ -73,7 +104,11 @@ def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | Non
 
         config = runtime.load_config(str(local), revision)
         runtime.check_compatible(spec, config, str(local))
-        labels = [config.id2label[i] for i in sorted(config.id2label)] if getattr(config, "id2label", None) else None
+        labels = (
+            [config.id2label[i] for i in sorted(config.id2label)]
+            if getattr(config, "id2label", None)
+            else None
+        )
         return tiny.build(spec.name, out_dir, labels=labels)
     return tiny.build(spec.name, out_dir)
 

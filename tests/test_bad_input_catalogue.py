@@ -67,7 +67,9 @@ def test_folder_given_as_file(cli, model, tmp_path):
 
 
 def test_unsupported_file_type(cli, model, files):
-    assert_user_error(_infer(cli, model, "--file", files("in.xlsx", "x")), "unsupported input file type", ".xlsx")
+    assert_user_error(
+        _infer(cli, model, "--file", files("in.xlsx", "x")), "unsupported input file type", ".xlsx"
+    )
 
 
 def test_empty_text_file(cli, model, files):
@@ -88,7 +90,9 @@ def test_header_only_csv(cli, model, files):
 
 def test_wrong_column_lists_columns(cli, model, files):
     path = files("in.jsonl", json.dumps({"review": "good", "stars": 5}) + "\n")
-    assert_user_error(_infer(cli, model, "--file", path, "--column", "text"), "column 'text' not found", "review")
+    assert_user_error(
+        _infer(cli, model, "--file", path, "--column", "text"), "column 'text' not found", "review"
+    )
 
 
 def test_no_default_column_lists_columns(cli, model, files):
@@ -155,7 +159,9 @@ def test_model_of_the_wrong_task(cli, tiny):
 
 
 def test_offline_hub_id(cli):
-    assert_user_error(cli("infer", "sentiment", "x", "--model", "acme/sentiment-model"), "unreachable", "--model")
+    assert_user_error(
+        cli("infer", "sentiment", "x", "--model", "acme/sentiment-model"), "unreachable", "--model"
+    )
 
 
 def test_missing_model_path(cli, tmp_path):

@@ -13,7 +13,9 @@ from tasktool.tasks.registry import TASKS, resolve
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "tasktool", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tasktool", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_help_and_tasks_do_not_import_torch_or_transformers():

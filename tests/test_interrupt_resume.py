@@ -27,8 +27,22 @@ def inputs(tmp_path_factory):
 
 
 def _cmd(model, inputs, out, *extra):
-    return [sys.executable, "-m", "tasktool", "infer", "sentiment", "--file", str(inputs), "--model", str(model),
-            "--output", str(out), "--batch-size", "4", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tasktool",
+        "infer",
+        "sentiment",
+        "--file",
+        str(inputs),
+        "--model",
+        str(model),
+        "--output",
+        str(out),
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def _env():
@@ -57,7 +71,9 @@ def test_sigkill_then_resume_gives_one_record_per_input_identical_to_a_full_run(
 
     out = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
-    proc = subprocess.Popen(_cmd(model, inputs, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cmd(model, inputs, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_records(partial, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -67,7 +83,9 @@ def test_sigkill_then_resume_gives_one_record_per_input_identical_to_a_full_run(
     for line in written[:-1]:
         json.loads(line)  # every line but possibly a cut last one is a complete record
 
-    done = subprocess.run(_cmd(model, inputs, out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        _cmd(model, inputs, out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     resumed = [json.loads(line) for line in _lines(out)]
     expected = [json.loads(line) for line in _lines(full)]
@@ -83,7 +101,9 @@ def test_ctrl_c_finishes_the_batch_writes_complete_lines_and_exits_130(tiny, inp
     model = tiny("text-classification", labels=["NEG", "POS"])
     out = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
-    proc = subprocess.Popen(_cmd(model, inputs, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cmd(model, inputs, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_records(partial, 1, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

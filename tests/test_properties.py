@@ -41,7 +41,9 @@ texts = st.lists(st.text(alphabet="ab!? ", min_size=1, max_size=12), max_size=60
 @given(texts, st.integers(1, 9), st.one_of(st.none(), st.integers(1, 40)), st.integers(1, 25))
 def test_engine_returns_every_item_in_input_order(inputs, batch_size, max_tokens, window):
     predictor = Echo()
-    engine = Engine(predictor, batch_size=batch_size, max_batch_tokens=max_tokens, window=window, on_error="skip")
+    engine = Engine(
+        predictor, batch_size=batch_size, max_batch_tokens=max_tokens, window=window, on_error="skip"
+    )
     records = list(engine.run(Item(i, t) for i, t in enumerate(inputs)))
     assert [r["id"] for r in records] == list(range(len(inputs)))
     for record, text in zip(records, inputs, strict=True):

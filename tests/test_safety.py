@@ -34,10 +34,15 @@ def test_remote_code_is_not_run_without_trust_remote_code(cli, model, tmp_path):
     shutil.copytree(model, folder)
     marker = tmp_path / "ran"
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "custom.MyConfig", "AutoModelForSequenceClassification": "custom.MyModel"}
+    config["auto_map"] = {
+        "AutoConfig": "custom.MyConfig",
+        "AutoModelForSequenceClassification": "custom.MyModel",
+    }
     config["model_type"] = "my-custom"
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "custom.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertConfig as MyConfig\n")
+    (folder / "custom.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertConfig as MyConfig\n"
+    )
     result = cli("infer", "sentiment", "hello", "--model", folder)
     assert_user_error(result, "--trust-remote-code")
     assert not marker.exists()

@@ -77,7 +77,9 @@ def test_missing_column_lists_the_columns_found(cli, model, tmp_path):
 
 
 def test_missing_file_is_a_one_line_error(cli, model, tmp_path):
-    assert_user_error(cli("infer", "sentiment", "--file", tmp_path / "nope.csv", "--model", model), "not found")
+    assert_user_error(
+        cli("infer", "sentiment", "--file", tmp_path / "nope.csv", "--model", model), "not found"
+    )
 
 
 def test_empty_input_is_a_one_line_error(cli, model, tmp_path):

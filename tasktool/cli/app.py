@@ -34,8 +34,12 @@ def _version(value: bool):
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or TASKTOOL_DEBUG=1)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks on errors (or TASKTOOL_DEBUG=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ):
     """Run any Hugging Face Transformers task from the shell."""
     if debug:
@@ -43,7 +47,7 @@ def _root(
 
 
 def _register():
-    from tasktool.cli import info, infer
+    from tasktool.cli import infer, info
 
     app.command("tasks", help="List the tasks, their aliases and default models.")(info.tasks)
     app.command("env", help="Versions, device, offline state and cache folder.")(info.env)
@@ -120,5 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         if _debug():
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        render_error(f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)".replace("[", "\\["))
+        render_error(
+            f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)".replace("[", "\\[")
+        )
         sys.exit(FAILURE)

@@ -8,24 +8,38 @@ from typing import Annotated
 import typer
 
 FormatOpt = Annotated[
-    str, typer.Option("--format", help="auto (a table on a terminal, JSON Lines on a pipe), table, jsonl, json, csv.")
+    str,
+    typer.Option(
+        "--format", help="auto (a table on a terminal, JSON Lines on a pipe), table, jsonl, json, csv."
+    ),
 ]
-TaskArg = Annotated[str, typer.Argument(help="Task name or alias (see `tasktool tasks`).", show_default=False)]
+TaskArg = Annotated[
+    str, typer.Argument(help="Task name or alias (see `tasktool tasks`).", show_default=False)
+]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Local folder or Hub id. Default: the task's default model.")
+    str | None,
+    typer.Option("--model", "-m", help="Local folder or Hub id. Default: the task's default model."),
 ]
 RevisionOpt = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) of --model.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, mps (auto lets accelerate choose).")]
-DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16.")]
+DtypeOpt = Annotated[
+    str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16.")
+]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch.", min=1)]
 TrustOpt = Annotated[
-    bool, typer.Option("--trust-remote-code", help="Run model code from the Hub repository (off: it is code).")
+    bool,
+    typer.Option("--trust-remote-code", help="Run model code from the Hub repository (off: it is code)."),
 ]
 PickleOpt = Annotated[
-    bool, typer.Option("--allow-pickle", help="Load pickle (.bin) weights; off: unpickling can run code. safetensors need no flag.")
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        help="Load pickle (.bin) weights; off: unpickling can run code. safetensors need no flag.",
+    ),
 ]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension).")
+    Path | None,
+    typer.Option("--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension)."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 

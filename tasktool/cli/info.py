@@ -44,12 +44,19 @@ def tasks(fmt: FormatOpt = "auto"):
     for col in ("task", "aliases", "default model", "input", "supports"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["aliases"]), row["default_model"], row["input"],
-                      ", ".join(row["supports"]))
+        table.add_row(
+            row["name"],
+            ", ".join(row["aliases"]),
+            row["default_model"],
+            row["input"],
+            ", ".join(row["supports"]),
+        )
     Console().print(table)
 
 
-def env(fmt: FormatOpt = "auto", device: Annotated[bool, typer.Option(help="Probe the compute device.")] = True):
+def env(
+    fmt: FormatOpt = "auto", device: Annotated[bool, typer.Option(help="Probe the compute device.")] = True
+):
     """Show versions, the compute device, whether the Hub is offline, and the cache folder."""
     import importlib.metadata as md
     import os
@@ -58,8 +65,21 @@ def env(fmt: FormatOpt = "auto", device: Annotated[bool, typer.Option(help="Prob
     from tasktool import __version__
     from tasktool.runtime import offline, offline_base_model
 
-    info: dict = {"tasktool": __version__, "python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("torch", "transformers", "datasets", "accelerate", "tokenizers", "soundfile", "soxr", "pillow"):
+    info: dict = {
+        "tasktool": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for pkg in (
+        "torch",
+        "transformers",
+        "datasets",
+        "accelerate",
+        "tokenizers",
+        "soundfile",
+        "soxr",
+        "pillow",
+    ):
         try:
             info[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -67,8 +87,9 @@ def env(fmt: FormatOpt = "auto", device: Annotated[bool, typer.Option(help="Prob
     if device:
         import torch
 
-        info["device"] = "cuda" if torch.cuda.is_available() else (
-            "mps" if torch.backends.mps.is_available() else "cpu")
+        info["device"] = (
+            "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+        )
         info["cuda_devices"] = torch.cuda.device_count()
         info["cpu_threads"] = torch.get_num_threads()
     info["hub_offline"] = offline()

@@ -94,14 +94,18 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict | str]:
     except UnicodeDecodeError as exc:
         raise _decode_error(path, exc) from exc
     except csv.Error as exc:
-        raise TaskToolError(f"cannot parse '{path}' as {suffix[1:]}: {exc}", "check the delimiter and quoting") from exc
+        raise TaskToolError(
+            f"cannot parse '{path}' as {suffix[1:]}: {exc}", "check the delimiter and quoting"
+        ) from exc
 
 
 def _json_line(line: str, path, n: int):
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise TaskToolError(f"{path}, line {n}: not valid JSON ({exc.msg})", "one JSON object per line") from exc
+        raise TaskToolError(
+            f"{path}, line {n}: not valid JSON ({exc.msg})", "one JSON object per line"
+        ) from exc
 
 
 def _json_rows(path: Path) -> Iterator[dict]:
@@ -116,7 +120,9 @@ def _json_rows(path: Path) -> Iterator[dict]:
             for n, line in enumerate(lines, 1):
                 yield _json_line(line, path, n)
             return
-        raise TaskToolError(f"'{path}' is not valid JSON ({exc.msg}, line {exc.lineno})", "check the file") from exc
+        raise TaskToolError(
+            f"'{path}' is not valid JSON ({exc.msg}, line {exc.lineno})", "check the file"
+        ) from exc
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
         if data and isinstance(data[0], dict) and "paragraphs" in data[0]:
@@ -125,7 +131,9 @@ def _json_rows(path: Path) -> Iterator[dict]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        raise TaskToolError(f"'{path}' holds a JSON {type(data).__name__}", "give a list of records or strings")
+        raise TaskToolError(
+            f"'{path}' holds a JSON {type(data).__name__}", "give a list of records or strings"
+        )
     yield from data
 
 
@@ -157,7 +165,9 @@ def read_stream(stream) -> Iterator[dict | str]:
                 yield json.loads(line)
                 continue
             except json.JSONDecodeError as exc:
-                raise TaskToolError(f"stdin, line {n}: not valid JSON ({exc.msg})", "one JSON object per line") from exc
+                raise TaskToolError(
+                    f"stdin, line {n}: not valid JSON ({exc.msg})", "one JSON object per line"
+                ) from exc
         yield line
 
 
@@ -176,7 +186,9 @@ def read_dataset(name: str, split: str) -> Iterator[dict]:
             ds = datasets.load_from_disk(str(path))
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
-                    raise TaskToolError(f"dataset '{name}' has no split '{split}'", f"splits: {', '.join(ds)}")
+                    raise TaskToolError(
+                        f"dataset '{name}' has no split '{split}'", f"splits: {', '.join(ds)}"
+                    )
                 ds = ds[split]
         else:
             if not path.exists() and offline():
@@ -188,11 +200,14 @@ def read_dataset(name: str, split: str) -> Iterator[dict]:
     except TaskToolError:
         raise
     except ValueError as exc:
-        raise TaskToolError(f"cannot load split '{split}' of dataset '{name}': {str(exc).splitlines()[0]}",
-                            "check --split") from exc
+        raise TaskToolError(
+            f"cannot load split '{split}' of dataset '{name}': {str(exc).splitlines()[0]}", "check --split"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - datasets raises many types
-        raise TaskToolError(f"cannot load dataset '{name}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                            "check the name, or pass a local file with --file") from exc
+        raise TaskToolError(
+            f"cannot load dataset '{name}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            "check the name, or pass a local file with --file",
+        ) from exc
     yield from ds
 
 
@@ -208,15 +223,18 @@ def pick_column(row: dict, wanted: str | None, defaults: Iterable[str], what: st
                 return wanted
         guess = nearest(wanted, columns)
         hint = f"did you mean '{guess[0]}'? " if guess else ""
-        raise TaskToolError(f"column '{wanted}' not found; columns found: {', '.join(columns) or 'none'}",
-                            f"{hint}choose one with --column")
+        raise TaskToolError(
+            f"column '{wanted}' not found; columns found: {', '.join(columns) or 'none'}",
+            f"{hint}choose one with --column",
+        )
     for name in defaults:
         if name in row:
             return name
     if len(columns) == 1:
         return columns[0]
-    raise TaskToolError(f"no {what} column found; columns found: {', '.join(columns) or 'none'}",
-                        "choose one with --column")
+    raise TaskToolError(
+        f"no {what} column found; columns found: {', '.join(columns) or 'none'}", "choose one with --column"
+    )
 
 
 def get_field(row: dict, column: str):
@@ -239,7 +257,9 @@ def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
         rows = read_rows(spec.file, spec.fmt)
     elif spec.dataset:
         rows = read_dataset(spec.dataset, spec.split)
-    elif spec.texts == ("-",) or (not spec.texts and not sys.stdin.isatty() and not (spec.question and spec.context)):
+    elif spec.texts == ("-",) or (
+        not spec.texts and not sys.stdin.isatty() and not (spec.question and spec.context)
+    ):
         rows = read_stream(sys.stdin)
     else:
         rows = iter(spec.texts)
@@ -272,7 +292,9 @@ def qa_items(spec: InputSpec) -> Iterator[Item]:
                 qcol = qcol or pick_column(row, spec.column, ("question", "query", "q"), "question")
                 payload = {"question": str(get_field(row, qcol)), "context": spec.context}
             elif spec.question:
-                ccol = ccol or pick_column(row, spec.column, ("context", "passage", "text", "document"), "context")
+                ccol = ccol or pick_column(
+                    row, spec.column, ("context", "passage", "text", "document"), "context"
+                )
                 payload = {"question": spec.question, "context": str(get_field(row, ccol))}
             else:
                 qcol = qcol or pick_column(row, None, ("question", "query", "q"), "question")

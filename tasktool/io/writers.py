@@ -45,7 +45,12 @@ def short(value, width: int = 80) -> str:
     elif isinstance(value, list) and value and isinstance(value[0], dict):
         parts = []
         for entry in value[:5]:
-            label = entry.get("label") or entry.get("entity_group") or entry.get("entity") or entry.get("token_str")
+            label = (
+                entry.get("label")
+                or entry.get("entity_group")
+                or entry.get("entity")
+                or entry.get("token_str")
+            )
             word = entry.get("word")
             score = entry.get("score")
             piece = f"{word}:{label}" if word and label else str(label if label is not None else entry)
@@ -63,11 +68,15 @@ def short(value, width: int = 80) -> str:
 def check_output_path(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise TaskToolError(f"output folder '{parent}' does not exist", "create it first or choose another --output")
+        raise TaskToolError(
+            f"output folder '{parent}' does not exist", "create it first or choose another --output"
+        )
     if not os.access(parent, os.W_OK):
         raise TaskToolError(f"output folder '{parent}' is not writable", "choose another --output")
     if path.is_dir():
-        raise TaskToolError(f"--output '{path}' is a folder", "give a file name ending in .jsonl, .json or .csv")
+        raise TaskToolError(
+            f"--output '{path}' is a folder", "give a file name ending in .jsonl, .json or .csv"
+        )
 
 
 class Writer:
@@ -145,8 +154,12 @@ class BufferedFile(Writer):
                 out = csv.DictWriter(fh, fieldnames=columns)
                 out.writeheader()
                 for rec in self.records:
-                    out.writerow({k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
-                                  for k, v in rec.items()})
+                    out.writerow(
+                        {
+                            k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
+                            for k, v in rec.items()
+                        }
+                    )
         os.replace(tmp, self.path)
 
 
@@ -207,7 +220,9 @@ def open_writers(output: Path | None, fmt: str, title: str, display, resume: boo
                 raise TaskToolError("--resume needs a .jsonl --output", "write JSON Lines to resume")
             writers.append(BufferedFile(output, suffix[1:]))
         else:
-            raise TaskToolError(f"unknown output type '{output.suffix}' for '{output}'", "use .jsonl, .json or .csv")
+            raise TaskToolError(
+                f"unknown output type '{output.suffix}' for '{output}'", "use .jsonl, .json or .csv"
+            )
     if fmt == "auto":
         fmt = "none" if output is not None else ("table" if sys.stdout.isatty() else "jsonl")
     if fmt == "table":

@@ -164,6 +164,7 @@ TASKS: dict[str, TaskSpec] = {
             "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
             "whisper",
             predictor=_T + "speech_recognition:SpeechRecognition",
+            trainer=_TR + "speech:SpeechRecognitionTrainer",
             metric="WER, CER",
             extra_mappings=("MODEL_FOR_CTC_MAPPING_NAMES",),
         ),
@@ -177,6 +178,7 @@ TASKS: dict[str, TaskSpec] = {
             "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
             "wav2vec2",
             predictor=_T + "audio_classification:AudioClassification",
+            trainer=_TR + "audio_classification:AudioClassificationTrainer",
             metric="accuracy, macro-F1",
         ),
         TaskSpec(
@@ -189,6 +191,7 @@ TASKS: dict[str, TaskSpec] = {
             "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
             "vit",
             predictor=_T + "image_classification:ImageClassification",
+            trainer=_TR + "image_classification:ImageClassificationTrainer",
             metric="accuracy, macro-F1",
         ),
         TaskSpec(

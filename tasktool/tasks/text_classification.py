@@ -7,6 +7,8 @@ from tasktool.tasks.text_base import TextPredictor
 
 
 class TextClassification(TextPredictor):
+    batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
+
     def prepare(self, payload):
         if isinstance(payload, dict):  # a sentence pair
             first = payload.get("text") or payload.get("sentence1") or ""
@@ -28,7 +30,10 @@ class TextClassification(TextPredictor):
         id2label = config.id2label or {}
         out = []
         for row_scores, row_ids in zip(scores.tolist(), ids.tolist(), strict=True):
-            labels = [{"label": id2label.get(i, f"LABEL_{i}"), "score": s} for i, s in zip(row_ids, row_scores, strict=True)]
+            labels = [
+                {"label": id2label.get(i, f"LABEL_{i}"), "score": s}
+                for i, s in zip(row_ids, row_scores, strict=True)
+            ]
             record = {"label": labels[0]["label"], "score": labels[0]["score"]}
             if self.opts.top_k:
                 record["labels"] = labels

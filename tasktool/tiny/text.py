@@ -38,7 +38,10 @@ def _wordpiece(vocab_size: int = 600):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.train_from_iterator(
+        corpus(),
+        trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False),
+    )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -89,8 +92,14 @@ def _save_tokenizer(tok, out: Path, max_length: int, **special):
     return fast
 
 
-def build(task: str, family: str, out: Path, labels: list[str] | None = None, max_length: int = 128,
-          init_std: float | None = None) -> None:
+def build(
+    task: str,
+    family: str,
+    out: Path,
+    labels: list[str] | None = None,
+    max_length: int = 128,
+    init_std: float | None = None,
+) -> None:
     """init_std: a larger random-init scale (e.g. 0.2) makes outputs depend visibly on the input."""
     import transformers as tf
 
@@ -111,48 +120,94 @@ def build(task: str, family: str, out: Path, labels: list[str] | None = None, ma
     elif family == "gpt2":
         tok = _byte_bpe(["<|endoftext|>"], None)
         fast = _save_tokenizer(
-            tok, out, max_length, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+            tok,
+            out,
+            max_length,
+            bos_token="<|endoftext|>",
+            eos_token="<|endoftext|>",
+            pad_token="<|endoftext|>",
         )
         eos = fast.eos_token_id
         config = tf.GPT2Config(
-            vocab_size=len(fast), n_embd=32, n_layer=2, n_head=2, n_positions=max_length,
-            bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+            vocab_size=len(fast),
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_positions=max_length,
+            bos_token_id=eos,
+            eos_token_id=eos,
+            pad_token_id=eos,
         )
     elif family == "bart":
         tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
         fast = _save_tokenizer(
-            tok, out, max_length, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+            tok,
+            out,
+            max_length,
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
             mask_token="<mask>",
         )
         config = tf.BartConfig(
-            vocab_size=len(fast), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=max_length,
-            pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-            decoder_start_token_id=fast.eos_token_id, forced_bos_token_id=None, forced_eos_token_id=fast.eos_token_id,
+            vocab_size=len(fast),
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=max_length,
+            pad_token_id=fast.pad_token_id,
+            bos_token_id=fast.bos_token_id,
+            eos_token_id=fast.eos_token_id,
+            decoder_start_token_id=fast.eos_token_id,
+            forced_bos_token_id=None,
+            forced_eos_token_id=fast.eos_token_id,
         )
     elif family in ("t5", "marian"):
         tok = _byte_bpe(["<pad>", "</s>", "<unk>"], (None, "</s>"))
         fast = _save_tokenizer(tok, out, max_length, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
         if family == "t5":
             config = tf.T5Config(
-                vocab_size=len(fast), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
-                num_heads=2, pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id,
+                vocab_size=len(fast),
+                d_model=32,
+                d_kv=16,
+                d_ff=64,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=2,
+                pad_token_id=fast.pad_token_id,
+                eos_token_id=fast.eos_token_id,
                 decoder_start_token_id=fast.pad_token_id,
             )
         else:
             config = tf.MarianConfig(
-                vocab_size=len(fast), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-                decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                max_position_embeddings=max_length, pad_token_id=fast.pad_token_id,
-                eos_token_id=fast.eos_token_id, decoder_start_token_id=fast.pad_token_id,
+                vocab_size=len(fast),
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=2,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                max_position_embeddings=max_length,
+                pad_token_id=fast.pad_token_id,
+                eos_token_id=fast.eos_token_id,
+                decoder_start_token_id=fast.pad_token_id,
                 forced_eos_token_id=fast.eos_token_id,
             )
     else:
         raise ValueError(f"unknown text family {family}")
 
     if init_std is not None:
-        for attr, value in (("init_std", init_std), ("initializer_range", init_std),
-                            ("initializer_factor", init_std / 0.02)):
+        for attr, value in (
+            ("init_std", init_std),
+            ("initializer_range", init_std),
+            ("initializer_factor", init_std / 0.02),
+        ):
             if hasattr(config, attr):
                 setattr(config, attr, value)
     if labels:
