@@ -115,3 +115,162 @@ def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | Non
 
 def smoke_dir(prefix: str = "tasktool-smoke-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# ---------------------------------------------------------------- `tasktool smoke`
+
+
+def _text_sample(spec, folder: Path) -> dict:
+    """Training/eval files and infer arguments for a text task, from tasktool.samples."""
+    from tasktool import samples as S
+
+    name = spec.name
+    if name == "text-classification":
+        rows = S.classification_rows(24)
+        return {"train": S.write_csv(folder / "train.csv", rows[:16]), "eval": S.write_csv(folder / "eval.csv", rows[16:]),
+                "infer": [r["text"] for r in rows[16:19]]}
+    if name == "token-classification":
+        rows = S.ner_rows(24)
+        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]),
+                "infer": [" ".join(r["tokens"]) for r in rows[16:19]]}
+    if name == "question-answering":
+        rows = S.qa_rows(24)
+        infer = S.write_jsonl(folder / "questions.jsonl", [{"question": r["question"], "context": r["context"]}
+                                                           for r in rows[16:19]])
+        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]), "infer_args": ["--file", str(infer)]}
+    if name in ("summarization", "translation"):
+        summaries, translations = S.seq2seq_rows(24)
+        rows = summaries if name == "summarization" else translations
+        texts = [r["document"] for r in summaries[16:19]]
+        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]), "infer": texts,
+                "infer_args": ["--max-new-tokens", "8"]}
+    if name in ("text-generation", "fill-mask"):
+        lines = S.text_lines(40)
+        train = folder / "train.txt"
+        train.write_text("\n".join(lines[:32]) + "\n")
+        dev = folder / "eval.txt"
+        dev.write_text("\n".join(lines[32:]) + "\n")
+        if name == "fill-mask":
+            infer = [" ".join(["[MASK]" if i == 2 else w for i, w in enumerate(line.split())]) for line in lines[32:35]]
+            return {"train": train, "eval": dev, "infer": infer}
+        return {"train": train, "eval": dev, "infer": [" ".join(line.split()[:4]) for line in lines[32:35]],
+                "infer_args": ["--max-new-tokens", "8"]}
+    raise KeyError(name)
+
+
+def _media_sample(spec, folder: Path) -> dict:
+    from tasktool import samples as S
+
+    name = spec.name
+    if name == "audio-classification":
+        train = S.write_audio_classes(folder / "train", per_class=4)
+        dev = S.write_audio_classes(folder / "eval", per_class=2)
+        return {"train": train, "eval": dev, "infer": [str(folder / "eval")]}
+    if name == "automatic-speech-recognition":
+        train = S.write_asr_sample(folder / "train", n=4)
+        return {"train": train, "eval": train, "infer": [str(next(train.glob("*.wav")))]}
+    if name == "image-classification":
+        train = S.write_image_classes(folder / "train", per_class=4)
+        dev = S.write_image_classes(folder / "eval", per_class=2)
+        return {"train": train, "eval": dev, "infer": [str(folder / "eval")]}
+    picture = S.write_scene(folder / "scene.png")
+    extra = ["--threshold", "0.0"] if name in ("object-detection", "image-segmentation") else []
+    return {"infer": [str(picture)], "infer_args": extra}
+
+
+def sample_for(spec, folder: Path) -> dict:
+    from tasktool.tasks.registry import AUDIO, IMAGE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if spec.input_kind in (AUDIO, IMAGE):
+        return _media_sample(spec, folder)
+    return _text_sample(spec, folder)
+
+
+def _call(args: list[str]) -> None:
+    """Run a tasktool command in-process, exactly as the command line would."""
+    import contextlib
+    import io
+
+    from tasktool.cli.app import app
+
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        app(args=args, standalone_mode=False, prog_name="tasktool")
+
+
+def smoke_task(spec, workdir: Path) -> dict:
+    """Build a tiny model, fine-tune a few steps, reload, infer and evaluate; time each stage."""
+    import json
+    import time
+
+    from tasktool import tiny
+
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model = tiny.build(spec.name, workdir / "tiny", **_tiny_kwargs(spec))
+    sample = sample_for(spec, workdir / "data")
+    stages["build"] = time.perf_counter() - t0
+    trained = model
+    if spec.trainer and "train" in sample:
+        t = time.perf_counter()
+        trained = workdir / "finetuned"
+        _call(["finetune", spec.name, "--data", str(sample["train"]), "--eval-data", str(sample["eval"]),
+               "--model", str(model), "--max-steps", str(SMOKE_STEPS), "--output-dir", str(trained), "--quiet"])
+        stages["finetune"] = time.perf_counter() - t
+    t = time.perf_counter()
+    preds = workdir / "predictions.jsonl"
+    _call(["infer", spec.name, *sample.get("infer", []), *sample.get("infer_args", []), "--model", str(trained),
+           "--output", str(preds), "--quiet"])
+    records = [json.loads(line) for line in preds.read_text().splitlines()]
+    if not records or any("error" in r for r in records):
+        raise RuntimeError(f"infer returned {len(records)} records, errors: {[r.get('error') for r in records]}")
+    stages["infer"] = time.perf_counter() - t
+    if spec.trainer and "eval" in sample:
+        t = time.perf_counter()
+        metrics = workdir / "metrics.json"
+        _call(["evaluate", spec.name, "--model", str(trained), "--data", str(sample["eval"]), "--output", str(metrics)])
+        json.loads(metrics.read_text())
+        stages["evaluate"] = time.perf_counter() - t
+    stages["total"] = time.perf_counter() - t0
+    return stages
+
+
+def _tiny_kwargs(spec) -> dict:
+    labels = {
+        "text-classification": ["negative", "positive"],
+        "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
+        "audio-classification": ["high", "low"],
+        "image-classification": ["blue", "red"],
+    }.get(spec.name)
+    return {"labels": labels} if labels else {}
+
+
+def run_smoke(task_names: list[str], keep: Path | None = None) -> list[dict]:
+    """Smoke-test the given tasks (all by default); one result row per task."""
+    import time
+
+    from tasktool.errors import TaskToolError
+    from tasktool.tasks.registry import TASKS, resolve
+
+    specs = [resolve(name) for name in task_names] if task_names else list(TASKS.values())
+    root = Path(keep) if keep else smoke_dir()
+    rows = []
+    for spec in specs:
+        start = time.perf_counter()
+        row = {"task": spec.name, "ok": False}
+        try:
+            row["stages"] = smoke_task(spec, root / spec.name)
+            row["ok"] = True
+        except TaskToolError as exc:
+            row["error"] = exc.one_line()
+        except Exception as exc:  # noqa: BLE001 - a smoke run reports every failure, it never crashes
+            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        rows.append(row)
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return rows

@@ -1,0 +1,157 @@
+"""`tasktool evaluate`: score a model on labelled data with the same engine and predictor as infer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tasktool.cli.common import ModelOpt, TaskArg
+
+HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
+
+Predictions come from the same engine and predictor as `tasktool infer`.
+
+Examples:
+
+  tasktool evaluate sentiment --model sentiment-model --data test.csv
+
+  tasktool evaluate ner --model ner-model --data dev.conll --output metrics.json
+
+  tasktool evaluate qa --model qa-model --data dev.json --predictions preds.jsonl
+"""
+
+G_COLS = "Columns"
+
+
+def evaluate(
+    task: TaskArg,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Labelled data file, CoNLL file or dataset folder.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="A Hub dataset name or save_to_disk folder (instead of --data).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="--dataset split.")] = "test",
+    model: ModelOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON to FILE.")
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write per-example predictions (JSON Lines) to FILE.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch.", min=1)] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    text_column: Annotated[
+        str | None, typer.Option(help="Classification: text column.", rich_help_panel=G_COLS)
+    ] = None,
+    text_pair_column: Annotated[
+        str | None, typer.Option(help="Classification: second text column.", rich_help_panel=G_COLS)
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Classification: label column.", rich_help_panel=G_COLS)
+    ] = None,
+    tokens_column: Annotated[
+        str | None, typer.Option(help="NER: tokens column.", rich_help_panel=G_COLS)
+    ] = None,
+    tags_column: Annotated[str | None, typer.Option(help="NER: tags column.", rich_help_panel=G_COLS)] = None,
+    question_column: Annotated[
+        str | None, typer.Option(help="QA: question column.", rich_help_panel=G_COLS)
+    ] = None,
+    context_column: Annotated[
+        str | None, typer.Option(help="QA: context column.", rich_help_panel=G_COLS)
+    ] = None,
+    answers_column: Annotated[
+        str | None, typer.Option(help="QA: answers column.", rich_help_panel=G_COLS)
+    ] = None,
+    source_column: Annotated[
+        str | None, typer.Option(help="Seq2seq: source column.", rich_help_panel=G_COLS)
+    ] = None,
+    target_column: Annotated[
+        str | None, typer.Option(help="Seq2seq: target column.", rich_help_panel=G_COLS)
+    ] = None,
+    path_column: Annotated[
+        str | None, typer.Option(help="Audio/images: file column of a manifest.", rich_help_panel=G_COLS)
+    ] = None,
+    transcription_column: Annotated[
+        str | None, typer.Option(help="ASR: transcription column.", rich_help_panel=G_COLS)
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Audio/images: stop at an unreadable file instead of skipping it."),
+    ] = False,
+):
+    import json
+
+    from tasktool.errors import TaskToolError
+    from tasktool.tasks.registry import resolve
+    from tasktool.training.data import Source
+    from tasktool.training.recipe import read_yaml, resolve_recipe
+
+    spec = resolve(task)
+    if not spec.trainer:
+        raise TaskToolError(f"'evaluate' is not available for task '{spec.name}' yet", "see `tasktool tasks`")
+    if bool(data) == bool(dataset):
+        raise TaskToolError("give the evaluation data one way: --data FILE or --dataset NAME", "exactly one")
+    ref = model or spec.default_model
+    recipe = resolve_recipe(spec.name)
+    saved = Path(ref).expanduser() / "recipe.yaml"
+    if saved.is_file():  # a tasktool-trained folder: evaluate with its own settings (stride, label names)
+        recipe.update(read_yaml(saved))
+    columns = {
+        "text": text_column,
+        "text_pair": text_pair_column,
+        "label": label_column,
+        "tokens": tokens_column,
+        "tags": tags_column,
+        "question": question_column,
+        "context": context_column,
+        "answers": answers_column,
+        "source": source_column,
+        "target": target_column,
+    }
+    columns.update(path=path_column, transcription=transcription_column)
+    if strict:
+        recipe["strict"] = True
+    trainer = spec.load_trainer()(spec, recipe, columns, quiet=True)
+    from tasktool import runtime
+
+    ref = runtime.check_model_ref(ref)
+    examples = trainer.read(Source(data) if data else Source(dataset, split))
+    metrics, records = trainer.evaluate(ref, examples, batch_size=batch_size, device=device)
+    if output:
+        _atomic_write(output, json.dumps(metrics, indent=2) + "\n")
+    if predictions:
+        _atomic_write(
+            predictions, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        )
+    show_metrics(metrics, f"{spec.name}: {ref} on {data or dataset}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    import os
+
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def show_metrics(metrics: dict, title: str) -> None:
+    """The metrics as a two-column table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console(soft_wrap=True).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate", help=HELP, no_args_is_help=True)(evaluate)

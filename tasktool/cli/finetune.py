@@ -1,0 +1,219 @@
+"""`tasktool finetune`: train a model for a task from a recipe, data files and overrides."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tasktool.cli.common import ModelOpt, QuietOpt, TaskArg
+
+HELP = """Fine-tune a model for a task; the folder it writes works with `tasktool infer` and `evaluate`.
+
+Settings come from the task's recipe (`tasktool recipes show TASK`), then --recipe FILE, then the
+flags, then key=value overrides (e.g. `lr=3e-5 max_length=128`).
+
+Examples:
+
+  tasktool finetune sentiment --data train.csv --output-dir sentiment-model
+
+  tasktool finetune ner --data train.conll --eval-data dev.conll --epochs 5
+
+  tasktool finetune qa --data squad_sample.json --max-steps 200 max_length=256
+
+  tasktool finetune classify --dataset glue --train-split train --eval-split validation
+"""
+
+G_DATA, G_COLS, G_TRAIN = "Data", "Columns", "Training"
+
+
+def finetune(
+    task: TaskArg,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Recipe overrides: key=value ...", show_default=False)
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Training data: .csv/.tsv/.json/.jsonl/.parquet/.txt, CoNLL file, or dataset folder.",
+            rich_help_panel=G_DATA,
+        ),
+    ] = None,
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluation data (default: a fixed-seed held-out share of --data).", rich_help_panel=G_DATA
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="A Hub dataset name or save_to_disk folder (instead of --data).", rich_help_panel=G_DATA
+        ),
+    ] = None,
+    train_split: Annotated[
+        str, typer.Option(help="--dataset split to train on.", rich_help_panel=G_DATA)
+    ] = "train",
+    eval_split: Annotated[
+        str | None,
+        typer.Option(help="--dataset split to evaluate on (default: held out).", rich_help_panel=G_DATA),
+    ] = None,
+    model: ModelOpt = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="A YAML recipe over the task's defaults.", rich_help_panel=G_TRAIN)
+    ] = None,
+    output_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Folder for the model, metrics and logs (default: TASK-finetuned).",
+            rich_help_panel=G_TRAIN,
+        ),
+    ] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Passes over the data.", rich_help_panel=G_TRAIN)
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Stop after N optimizer steps (overrides --epochs).", rich_help_panel=G_TRAIN),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=G_TRAIN)] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "-b", help="Training batch size.", rich_help_panel=G_TRAIN)
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (also picks the held-out split).", rich_help_panel=G_TRAIN)
+    ] = None,
+    eval_steps: Annotated[
+        int | None,
+        typer.Option(help="Evaluate every N steps (default: every epoch).", rich_help_panel=G_TRAIN),
+    ] = None,
+    save_total_limit: Annotated[
+        int | None, typer.Option(help="Checkpoints kept while training.", rich_help_panel=G_TRAIN)
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the last checkpoint in --output-dir.", rich_help_panel=G_TRAIN)
+    ] = False,
+    quiet: QuietOpt = False,
+    text_column: Annotated[
+        str | None,
+        typer.Option(help="Classification: text column (default sentence/text).", rich_help_panel=G_COLS),
+    ] = None,
+    text_pair_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Classification: second text of a pair (default sentence2).", rich_help_panel=G_COLS
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Classification: label column (default label).", rich_help_panel=G_COLS)
+    ] = None,
+    tokens_column: Annotated[
+        str | None,
+        typer.Option(help="NER: token list column (default tokens/words).", rich_help_panel=G_COLS),
+    ] = None,
+    tags_column: Annotated[
+        str | None, typer.Option(help="NER: tag list column (default ner_tags/ner).", rich_help_panel=G_COLS)
+    ] = None,
+    question_column: Annotated[
+        str | None, typer.Option(help="QA: question column.", rich_help_panel=G_COLS)
+    ] = None,
+    context_column: Annotated[
+        str | None, typer.Option(help="QA: context column.", rich_help_panel=G_COLS)
+    ] = None,
+    answers_column: Annotated[
+        str | None, typer.Option(help="QA: answers column ({text, answer_start}).", rich_help_panel=G_COLS)
+    ] = None,
+    source_column: Annotated[
+        str | None,
+        typer.Option(help="Seq2seq: source text column (default document/source).", rich_help_panel=G_COLS),
+    ] = None,
+    target_column: Annotated[
+        str | None,
+        typer.Option(help="Seq2seq: target text column (default summary/target).", rich_help_panel=G_COLS),
+    ] = None,
+    path_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Audio/images: file column of a manifest (default file_name/path).", rich_help_panel=G_COLS
+        ),
+    ] = None,
+    transcription_column: Annotated[
+        str | None,
+        typer.Option(help="ASR: transcription column (default transcription/text).", rich_help_panel=G_COLS),
+    ] = None,
+    max_audio_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Audio: longer training clips are cut (classification) or left out (ASR).",
+            rich_help_panel=G_DATA,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Audio/images: stop at an unreadable file instead of skipping it.",
+            rich_help_panel=G_DATA,
+        ),
+    ] = False,
+):
+    from tasktool.errors import TaskToolError
+    from tasktool.tasks.registry import resolve
+    from tasktool.training.recipe import resolve_recipe
+
+    spec = resolve(task)
+    if not spec.trainer:
+        raise TaskToolError(f"'finetune' is not available for task '{spec.name}' yet", "see `tasktool tasks`")
+    if data and dataset:
+        raise TaskToolError("give the training data one way: --data or --dataset", "not both")
+    if not data and not dataset:
+        raise TaskToolError("no training data", "pass --data FILE or --dataset NAME")
+    flags = {
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_steps": eval_steps,
+        "save_total_limit": save_total_limit,
+    }
+    flags.update(max_audio_seconds=max_audio_seconds, strict=True if strict else None)
+    resolved = resolve_recipe(spec.name, recipe, flags, list(overrides or []))
+    columns = {
+        "text": text_column,
+        "text_pair": text_pair_column,
+        "label": label_column,
+        "tokens": tokens_column,
+        "tags": tags_column,
+        "question": question_column,
+        "context": context_column,
+        "answers": answers_column,
+        "source": source_column,
+        "target": target_column,
+    }
+    columns.update(path=path_column, transcription=transcription_column)
+    from tasktool.training.data import Source
+
+    train_src = Source(data) if data else Source(dataset, train_split)
+    eval_src = (
+        Source(eval_data) if eval_data else (Source(dataset, eval_split) if dataset and eval_split else None)
+    )
+    trainer = spec.load_trainer()(spec, resolved, columns, quiet=quiet)
+    out = output_dir or f"{spec.name}-finetuned"
+    summary = trainer.run(train_src, eval_src, out, model=model, resume=resume)
+    from tasktool.cli.evaluate import show_metrics
+
+    show_metrics(summary["eval"], f"{spec.name}: {out} (evaluated on {summary['eval_data']})")
+    if not quiet:
+        from tasktool.console import info
+
+        info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
+        info(f'try: tasktool infer {spec.name} --model {out} "..."')
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune", help=HELP, no_args_is_help=True)(finetune)

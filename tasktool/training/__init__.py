@@ -1,0 +1,1 @@
+"""Fine-tuning: recipes, data loading, the Trainer core and one module per task family."""

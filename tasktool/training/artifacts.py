@@ -1,0 +1,181 @@
+"""What a fine-tuning run leaves behind: model files (saved atomically), metrics.json, a loss curve,
+a model card and the resolved recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def save_model_atomically(trainer, tokenizer, out: Path) -> None:
+    """Write model + tokenizer to a temporary folder, then move each file into place.
+
+    A kill during the (slow) save leaves the previous files or none, never half a weights file.
+    """
+    tmp = out / ".saving.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    for name in ("training_args.bin",):
+        (tmp / name).unlink(missing_ok=True)
+    for path in sorted(tmp.iterdir()):
+        target = out / path.name
+        if target.is_dir() and not path.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_log(log_path: Path) -> list[dict]:
+    if not log_path.exists():
+        return []
+    rows = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_all(out: Path, recipe: dict, summary: dict, log_path: Path, data_name: str) -> None:
+    from tasktool.training.recipe import dump
+
+    log = read_log(log_path)
+    _atomic_text(out / "recipe.yaml", dump(recipe))
+    plot_loss(log, out / "loss_curve.png")
+    _atomic_text(out / "README.md", model_card(recipe, summary, data_name))
+    _atomic_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+
+
+def _series(log: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = {r["step"]: float(r[key]) for r in log if key in r and isinstance(r.get(key), (int, float))}
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
+def plot_loss(log: list[dict], path: Path) -> None:
+    """Training (and eval) loss against step: matplotlib when installed, else a plain PIL drawing."""
+    train = _series(log, "loss")
+    evals = _series(log, "eval_loss")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        _plot_pil(train, evals, path)
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if train[0]:
+        ax.plot(*train, label="train loss")
+    if evals[0]:
+        ax.plot(*evals, "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_pil(train, evals, path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    width, height, pad = 600, 350, 40
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([pad, pad // 2, width - pad // 2, height - pad], outline="black")
+    steps = train[0] + evals[0]
+    values = train[1] + evals[1]
+    if steps:
+        x0, x1 = min(steps), max(steps) or 1
+        y0, y1 = min(values), max(values)
+        span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
+
+        def xy(s, v):
+            return (
+                pad + (s - x0) / span_x * (width - 1.5 * pad),
+                height - pad - (v - y0) / span_y * (height - 1.5 * pad),
+            )
+
+        for (xs, ys), colour in ((train, "blue"), (evals, "orange")):
+            points = [xy(s, v) for s, v in zip(xs, ys, strict=True)]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+            for p in points:
+                draw.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=colour)
+        draw.text(
+            (pad, 4), f"loss {y0:.3g}-{y1:.3g}, steps {x0}-{x1} (blue: train, orange: eval)", fill="black"
+        )
+    img.save(path)
+
+
+def model_card(recipe: dict, summary: dict, data_name: str) -> str:
+    eval_metrics = summary.get("eval", {})
+    train = summary.get("train", {})
+    keys = (
+        "epochs",
+        "max_steps",
+        "lr",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "weight_decay",
+        "warmup_ratio",
+        "lr_scheduler",
+        "max_length",
+        "seed",
+        "precision",
+        "group_by_length",
+    )
+    hyper = "\n".join(f"| {k} | {recipe[k]} |" for k in keys if recipe.get(k) is not None)
+    metric_rows = "\n".join(
+        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in eval_metrics.items()
+    )
+    task = summary.get("task", recipe.get("task"))
+    return f"""---
+library_name: transformers
+pipeline_tag: {task}
+base_model: {summary.get("base_model")}
+tags: [tasktool]
+---
+
+# {task} model fine-tuned with tasktool
+
+- **Task:** {task}
+- **Base model:** `{summary.get("base_model")}`
+- **Training data:** `{data_name}` ({train.get("train_examples")} examples)
+- **Evaluation data:** `{summary.get("eval_data")}` ({train.get("eval_examples")} examples)
+- **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f})
+
+## Evaluation
+
+| metric | value |
+|---|---|
+{metric_rows}
+
+## Hyper-parameters
+
+| key | value |
+|---|---|
+{hyper}
+
+The full resolved recipe is in `recipe.yaml`; the loss per step in `train_log.jsonl` and `loss_curve.png`.
+
+## Use
+
+```bash
+tasktool infer {task} "your input" --model PATH_TO_THIS_FOLDER
+tasktool evaluate {task} --model PATH_TO_THIS_FOLDER --data test.jsonl
+```
+"""

@@ -1,0 +1,249 @@
+"""Recipes: one YAML of defaults per task, a user's YAML over it, then flags and key=value overrides.
+
+Every key is declared once in FIELDS with its type, so a typo is caught before any model loads
+("unknown recipe key 'lr_rate' (did you mean 'lr'?)") and `epochs=abc` is a one-line error.
+Import-light: yaml only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tasktool.errors import TaskToolError, nearest
+
+# key -> (type, help). Types: int, float, str, bool, list (comma-separated on the command line).
+FIELDS: dict[str, tuple[type, str]] = {
+    "task": (str, "canonical task name"),
+    "model": (str, "base checkpoint (Hub id or folder)"),
+    "revision": (str, "Hub revision of the base checkpoint"),
+    "metric": (str, "the metric that scores the task"),
+    # optimisation
+    "epochs": (float, "passes over the training data"),
+    "max_steps": (int, "stop after this many optimizer steps (overrides epochs when > 0)"),
+    "lr": (float, "peak learning rate"),
+    "batch_size": (int, "training examples per device batch"),
+    "eval_batch_size": (int, "evaluation examples per batch"),
+    "gradient_accumulation_steps": (int, "batches per optimizer step"),
+    "weight_decay": (float, "AdamW weight decay"),
+    "warmup_ratio": (float, "fraction of steps spent warming the learning rate up"),
+    "lr_scheduler": (str, "linear, cosine, constant, constant_with_warmup, ..."),
+    "max_grad_norm": (float, "gradient clipping"),
+    "seed": (int, "random seed (data order, head initialisation, held-out split)"),
+    "precision": (str, "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16, fp16"),
+    "group_by_length": (bool, "batch examples of similar length together (less padding)"),
+    # evaluation / checkpoints / logging
+    "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
+    "eval_steps": (int, "evaluate every N steps (0: once per epoch)"),
+    "save_steps": (int, "checkpoint every N steps (0: once per epoch)"),
+    "save_total_limit": (int, "checkpoints kept in the output folder"),
+    "logging_steps": (int, "log the loss every N steps"),
+    "max_train_samples": (int, "use at most N training examples (0: all)"),
+    "max_eval_samples": (int, "use at most N evaluation examples (0: all)"),
+    # text
+    "max_length": (int, "longest tokenized input; longer inputs are truncated (QA: windowed)"),
+    "label_names": (list, "classification: names for sorted integer labels, e.g. negative,positive"),
+    "label_all_tokens": (bool, "NER: label every subword, not only the first of a word"),
+    "stride": (int, "QA: tokens shared by consecutive windows of a long context"),
+    "max_answer_length": (int, "QA: longest answer in tokens"),
+    # seq2seq / language modelling (used by the later trainers)
+    "max_target_length": (int, "seq2seq: longest tokenized target"),
+    "num_beams": (int, "seq2seq: beam width when generating for evaluation"),
+    "generation_max_new_tokens": (int, "seq2seq: tokens generated for evaluation"),
+    "predict_with_generate": (bool, "seq2seq: generate during evaluation to score ROUGE/BLEU"),
+    "source_prefix": (str, "seq2seq: text put before every source (T5 'summarize: ')"),
+    "source_lang": (str, "translation: source language key"),
+    "target_lang": (str, "translation: target language key"),
+    "block_size": (int, "causal/masked LM: tokens per training chunk"),
+    "packing": (bool, "causal LM: concatenate texts and cut them into blocks"),
+    "mlm_probability": (float, "masked LM: share of tokens masked"),
+    "line_by_line": (
+        bool,
+        "causal/masked LM: each line of a .txt file is a document (false: the whole file)",
+    ),
+    # audio / images (tasktool.training.speech, audio_classification, image_classification)
+    "max_audio_seconds": (
+        float,
+        "audio: longer training clips are cut (classification) or left out (ASR); 0: no limit",
+    ),
+    "strict": (bool, "audio/images: stop at an unreadable file instead of skipping it with a warning"),
+    "language": (str, "Whisper: language of the transcripts (en, de, ...), trained into the decoder prompt"),
+    "freeze_feature_encoder": (
+        bool,
+        "wav2vec2-style audio models: keep the convolutional feature encoder fixed",
+    ),
+    "augment": (bool, "images: random resized crops and flips while training (never for evaluation)"),
+}
+
+# names people bring from transformers' TrainingArguments, for the "did you mean" hint
+SYNONYMS = {
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "num_epochs": "epochs",
+    "epoch": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "train_batch_size": "batch_size",
+    "bs": "batch_size",
+    "per_device_eval_batch_size": "eval_batch_size",
+    "lr_scheduler_type": "lr_scheduler",
+    "warmup": "warmup_ratio",
+    "warmup_steps": "warmup_ratio",
+    "fp16": "precision",
+    "bf16": "precision",
+    "model_name_or_path": "model",
+    "checkpoint": "model",
+    "max_seq_length": "max_length",
+    "doc_stride": "stride",
+    "label_list": "label_names",
+    "labels": "label_names",
+}
+
+_TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
+
+
+def recipes_dir() -> Path:
+    """The top-level `recipes/` folder (editable install), or the copy packaged inside tasktool."""
+    import tasktool
+
+    pkg = Path(tasktool.__file__).resolve().parent
+    for candidate in (pkg.parent / "recipes", pkg / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise TaskToolError("the recipes folder is missing", "reinstall tasktool (pip install -e .)")
+
+
+def available() -> list[Path]:
+    return sorted(recipes_dir().glob("*.yaml"))
+
+
+def recipe_path(task: str) -> Path:
+    from tasktool.tasks.registry import resolve
+
+    spec = resolve(task)
+    path = recipes_dir() / f"{spec.name}.yaml"
+    if not path.exists():
+        raise TaskToolError(f"no recipe for task '{spec.name}'", "see `tasktool recipes list`")
+    return path
+
+
+def coerce(key: str, value: Any, source: str = "") -> Any:
+    """Check/convert one value to the declared type of `key`; unknown keys name the nearest one."""
+    where = f" in {source}" if source else ""
+    if key not in FIELDS:
+        guess = [SYNONYMS[key]] if key in SYNONYMS else nearest(key, [*FIELDS, *SYNONYMS])
+        guess = [SYNONYMS.get(g, g) for g in guess]
+        hint = f"did you mean '{guess[0]}'?" if guess else "see `tasktool recipes show TASK` for the keys"
+        raise TaskToolError(f"unknown recipe key '{key}'{where}", hint)
+    kind = FIELDS[key][0]
+    if value is None:
+        return None
+    bad = TaskToolError(
+        f"recipe key '{key}'{where} must be {_kind_name(kind)}, got {value!r}", f"e.g. {key}={_example(kind)}"
+    )
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise bad
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise bad from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise bad from None
+    if kind is list:
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+    if isinstance(value, (dict, list)):
+        raise bad
+    return str(value)
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", list: "a list", str: "text"}[kind]
+
+
+def _example(kind: type) -> str:
+    return {int: "8", float: "2e-5", bool: "true", list: "a,b", str: "value"}[kind]
+
+
+def read_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise TaskToolError(f"recipe file '{path}' not found", "check the path given to --recipe")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise TaskToolError(f"recipe '{path}' is not valid YAML: {first}", "check its indentation") from exc
+    if not isinstance(data, dict):
+        raise TaskToolError(
+            f"recipe '{path}' must be a mapping of key: value", "see `tasktool recipes show TASK`"
+        )
+    return {key: coerce(str(key), value, str(path)) for key, value in data.items()}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` words from the command line, type-checked."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep or not key:
+            raise TaskToolError(
+                f"cannot read '{pair}' as an override", "write overrides as key=value, e.g. lr=3e-5"
+            )
+        out[key] = coerce(key, value, "the command line")
+    return out
+
+
+def resolve_recipe(
+    task: str,
+    recipe_file: str | Path | None = None,
+    flags: dict | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
+    """Task defaults < --recipe FILE < explicit flags < key=value overrides."""
+    from tasktool.tasks.registry import resolve
+
+    spec = resolve(task)
+    recipe = read_yaml(recipe_path(spec.name))
+    if recipe_file:
+        user = read_yaml(recipe_file)
+        if user.get("task") and resolve(user["task"]).name != spec.name:
+            other = resolve(user["task"]).name
+            raise TaskToolError(
+                f"recipe '{recipe_file}' is for task '{other}', not '{spec.name}'",
+                f"use a {spec.name} recipe",
+            )
+        recipe.update(user)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            recipe[key] = coerce(key, value)
+    recipe.update(parse_overrides(overrides or []))
+    recipe["task"] = spec.name
+    return recipe
+
+
+def dump(recipe: dict) -> str:
+    import yaml
+
+    ordered = {key: recipe[key] for key in FIELDS if key in recipe and recipe[key] is not None}
+    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)

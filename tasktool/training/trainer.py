@@ -1,0 +1,518 @@
+"""The fine-tuning core every task trainer builds on.
+
+`TaskTrainer.run()` is the whole job: read and check the data, hold out an eval split, pick the
+base model (the bundled MiniLM when the Hub is offline), tokenize, train with transformers'
+Trainer (dynamic padding, length-grouped batches, checkpoints, resume), save the final model
+atomically, then score it with the SAME engine and predictor `tasktool infer` uses, so
+`tasktool evaluate` on the saved folder reproduces metrics.json.
+
+A task module subclasses TaskTrainer and fills in the hooks marked "task hook"; the seq2seq and
+language-model trainers override `trainer_class`/`training_arguments` as well.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tasktool.errors import TaskToolError
+from tasktool.training import data as D
+
+CHECKPOINTS = "checkpoints"
+
+
+class TaskTrainer:
+    """Shared orchestration; subclasses describe their columns, examples, features and metric."""
+
+    # role -> (flag, default column names, required)
+    roles: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+    conll = False  # accept CoNLL token files
+    eval_file_name = "eval.jsonl"
+
+    def __init__(self, spec, recipe: dict, columns: dict[str, str | None] | None = None, quiet: bool = False):
+        self.spec = spec
+        self.recipe = recipe
+        self.columns = {k: v for k, v in (columns or {}).items() if v}
+        self.quiet = quiet
+        self.labels: list[str] | None = None
+
+    # ------------------------------------------------------------------ task hooks
+    def example(self, row: dict, cols: dict[str, str | None], where: str) -> dict:
+        """Task hook: one raw row -> a checked, normalised example (raise naming `where`)."""
+        raise NotImplementedError
+
+    def label_set(self, examples: list[dict]) -> list[str] | None:
+        """Task hook: the labels to learn (None for tasks without a label set)."""
+        return None
+
+    def check_labels(self, examples: list[dict], known: dict[str, int], source_name: str) -> list[dict]:
+        """Task hook: refuse eval labels the model never saw, naming the row."""
+        return examples
+
+    def model_kwargs(self) -> dict:
+        if not self.labels:
+            return {}
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": {label: i for i, label in enumerate(self.labels)},
+            "ignore_mismatched_sizes": True,
+        }
+
+    def features(self, examples: list[dict], tokenizer, train: bool) -> list[dict]:
+        """Task hook: examples -> tokenized features with labels."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+
+    def evaluate(
+        self,
+        model_dir: str,
+        examples: list[dict],
+        batch_size: int = 32,
+        device: str = "auto",
+        max_length: int | None = None,
+    ) -> tuple[dict, list[dict]]:
+        """Task hook: (metrics, per-example predictions) through tasktool.engine + the task's predictor."""
+        raise NotImplementedError
+
+    def eval_row(self, example: dict) -> dict:
+        """How an example is written to eval.jsonl (readable back by `tasktool evaluate`)."""
+        return {k: v for k, v in example.items() if not k.startswith("_")}
+
+    # ------------------------------------------------------------------ data
+    def read(self, source: D.Source) -> list[dict]:
+        rows = D.load_rows(source, conll=self.conll)
+        cols = self.resolve_columns(rows[0])
+        examples = []
+        for n, row in enumerate(rows):
+            where = D.row_label(n, source)
+            examples.append({**self.example(row, cols, where), "_where": where})
+        return examples
+
+    def resolve_columns(self, first: dict) -> dict[str, str | None]:
+        return {
+            role: D.pick(first, self.columns.get(role), defaults, role, flag, required)
+            for role, (flag, defaults, required) in self.roles.items()
+        }
+
+    def load_examples(
+        self, data: D.Source, eval_data: D.Source | None
+    ) -> tuple[list[dict], list[dict], bool]:
+        train = self.read(data)
+        held_out = eval_data is None
+        if held_out:
+            train, evals = D.holdout(
+                train, self.recipe.get("eval_fraction") or 0.2, self.recipe.get("seed") or 42
+            )
+        else:
+            evals = self.read(eval_data)
+        if self.recipe.get("max_train_samples"):
+            train = train[: self.recipe["max_train_samples"]]
+        if self.recipe.get("max_eval_samples"):
+            evals = evals[: self.recipe["max_eval_samples"]]
+        # a split we made ourselves must not lose a rare label: take the label set from all the rows
+        self.labels = self.label_set(train + evals if held_out else train)
+        if self.labels is not None and not held_out:
+            known = {label: i for i, label in enumerate(self.labels)}
+            evals = self.check_labels(evals, known, eval_data.name if eval_data else "the held-out split")
+        return train, evals, held_out
+
+    # ------------------------------------------------------------------ model
+    def base_model(self, explicit: str | None) -> str:
+        """--model, else the recipe's checkpoint; offline, the bundled MiniLM for encoder tasks."""
+        from tasktool import runtime
+
+        ref = explicit or self.recipe.get("model") or self.spec.default_model
+        if explicit:
+            self.recipe["model"] = ref
+            return runtime.check_model_ref(ref)
+        try:
+            runtime.load_config(runtime.check_model_ref(ref), self.recipe.get("revision"))
+            return ref
+        except TaskToolError:
+            base = runtime.offline_base_model() if self.spec.offline_base else None
+            if not base:
+                raise
+            from tasktool.console import info
+
+            info(f"'{ref}' cannot be loaded (Hub unreachable): using the bundled MiniLM base model {base}")
+            self.recipe["model"] = base
+            self.recipe.pop("revision", None)
+            return base
+
+    def load_model(self, ref: str):
+        from tasktool import runtime
+
+        return runtime.load_model(
+            self.spec,
+            ref,
+            revision=self.recipe.get("revision"),
+            device="cpu",
+            dtype="float32",
+            for_training=True,
+            **self.model_kwargs(),
+        )
+
+    # ------------------------------------------------------------------ training
+    def trainer_class(self):
+        from transformers import Trainer
+
+        return Trainer
+
+    def training_arguments(self, ckpt_dir: Path, log_dir: Path, has_eval: bool, **extra):
+        from transformers import TrainingArguments
+
+        r = self.recipe
+        precision = precision_flags(r.get("precision") or "auto")
+        if not 0 <= float(r.get("warmup_ratio") or 0.0) < 1:
+            raise TaskToolError(
+                f"warmup_ratio must be in [0, 1), got {r.get('warmup_ratio')}", "e.g. warmup_ratio=0.1"
+            )
+        eval_steps, save_steps = r.get("eval_steps") or 0, r.get("save_steps") or 0
+        report = "tensorboard" if _has_tensorboard() else "none"
+        if report == "tensorboard":
+            import os
+
+            os.environ["TENSORBOARD_LOGGING_DIR"] = str(log_dir)  # transformers 5 reads it from here
+        return TrainingArguments(
+            output_dir=str(ckpt_dir),
+            num_train_epochs=float(r.get("epochs") or 1.0),
+            max_steps=int(r.get("max_steps") or -1) if r.get("max_steps") else -1,
+            learning_rate=float(r.get("lr") or 5e-5),
+            per_device_train_batch_size=int(r.get("batch_size") or 8),
+            per_device_eval_batch_size=int(r.get("eval_batch_size") or r.get("batch_size") or 8),
+            gradient_accumulation_steps=int(r.get("gradient_accumulation_steps") or 1),
+            weight_decay=float(r.get("weight_decay") or 0.0),
+            warmup_steps=float(r.get("warmup_ratio") or 0.0),
+            lr_scheduler_type=r.get("lr_scheduler") or "linear",
+            max_grad_norm=float(r.get("max_grad_norm") or 1.0),
+            seed=int(r.get("seed") or 42),
+            eval_strategy=("steps" if eval_steps else "epoch") if has_eval else "no",
+            eval_steps=eval_steps or None,
+            save_strategy="steps" if save_steps else "epoch",
+            save_steps=save_steps or 500,
+            save_total_limit=r.get("save_total_limit") or None,
+            logging_strategy="steps",
+            logging_steps=int(r.get("logging_steps") or 10),
+            logging_first_step=True,
+            report_to=report,
+            disable_tqdm=True,
+            train_sampling_strategy="group_by_length" if r.get("group_by_length") else "random",
+            dataloader_num_workers=0,
+            dataloader_pin_memory=_cuda(),
+            remove_unused_columns=True,
+            save_only_model=False,
+            **precision,
+            **extra,
+        )
+
+    def run(
+        self,
+        data: D.Source,
+        eval_data: D.Source | None,
+        output_dir: str | Path,
+        model: str | None = None,
+        resume: bool = False,
+    ) -> dict:
+        from tasktool.training import artifacts
+
+        out = Path(output_dir).expanduser()
+        ckpt_dir = out / CHECKPOINTS
+        last = last_checkpoint(ckpt_dir) if resume else None
+        if resume and last is None:
+            raise TaskToolError(f"--resume: no checkpoint in '{ckpt_dir}'", "start without --resume")
+        if not resume and out.exists() and any(out.iterdir()):
+            if (out / "config.json").exists() or ckpt_dir.exists():
+                raise TaskToolError(
+                    f"output folder '{out}' already holds a model or checkpoints",
+                    "pass --resume to continue it, or choose another --output-dir",
+                )
+        train_ex, eval_ex, held_out = self.load_examples(data, eval_data)
+        base = self.base_model(model)
+        self._say(
+            f"[bold]1/4[/bold] data: {len(train_ex)} training and {len(eval_ex)} evaluation examples"
+            + (
+                f" (held out {self.recipe.get('eval_fraction')} with seed {self.recipe.get('seed')})"
+                if held_out
+                else ""
+            )
+        )
+        tokenizer = self._tokenizer(base)
+        from transformers import set_seed
+
+        set_seed(int(self.recipe.get("seed") or 42))  # the new head's initialisation is part of the run
+        hf_model = self.load_model(base)
+        train_features = self.features(train_ex, tokenizer, train=True)
+        eval_features = self.features(eval_ex, tokenizer, train=False) if eval_ex else None
+        if not train_features:
+            raise TaskToolError("no training features could be built from the data", "check the data file")
+        out.mkdir(parents=True, exist_ok=True)
+        log_path = out / "train_log.jsonl"
+        if not resume and log_path.exists():
+            log_path.unlink()
+        args = self.training_arguments(ckpt_dir, out / "runs", has_eval=bool(eval_features))
+        callbacks = [JsonlLogCallback(log_path, resumed_from=_step_of(last) if last else None)]
+        progress = ProgressCallback(quiet=self.quiet)
+        callbacks.append(progress)
+        trainer = self.trainer_class()(
+            model=hf_model,
+            args=args,
+            train_dataset=_dataset(train_features),
+            eval_dataset=_dataset(eval_features) if eval_features else None,
+            processing_class=tokenizer,
+            data_collator=self.collator(tokenizer),
+            callbacks=callbacks,
+        )
+        _quiet_trainer(trainer)
+        self._say(
+            f"[bold]2/4[/bold] training {self.spec.name} from {base} on {args.device.type}"
+            + (f", resuming from {last.name}" if last else "")
+        )
+        try:
+            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        finally:
+            progress.stop()
+        self._say(f"[bold]3/4[/bold] saving the model to {out}")
+        artifacts.save_model_atomically(trainer, tokenizer, out)
+        self._say("[bold]4/4[/bold] evaluating the saved model")
+        metrics, _ = self.evaluate(
+            str(out),
+            eval_ex,
+            batch_size=int(self.recipe.get("eval_batch_size") or 32),
+            max_length=self.recipe.get("max_length"),
+        )
+        if held_out:
+            with open(out / self.eval_file_name, "w", encoding="utf-8") as fh:
+                for ex in eval_ex:
+                    fh.write(json.dumps(self.eval_row(ex), ensure_ascii=False) + "\n")
+        summary = {
+            "task": self.spec.name,
+            "base_model": base,
+            "eval": metrics,
+            "train": {
+                "global_step": int(result.global_step),
+                "train_loss": float(result.training_loss),
+                "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 2),
+                "train_examples": len(train_ex),
+                "eval_examples": len(eval_ex),
+                "resumed_from_step": _step_of(last) if last else None,
+            },
+            "eval_data": self.eval_file_name if held_out else (eval_data.name if eval_data else None),
+        }
+        artifacts.write_all(out, self.recipe, summary, log_path, data_name=data.name)
+        if not self.recipe.get("keep_checkpoints"):
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return summary
+
+    def _tokenizer(self, ref: str):
+        from tasktool import runtime
+
+        tok = runtime.load_tokenizer(ref, revision=self.recipe.get("revision"))
+        tok.padding_side = "right"
+        limit = self.recipe.get("max_length")
+        current = getattr(tok, "model_max_length", None)
+        if limit and (not current or current > limit):
+            # saved with the model, so `tasktool infer` and `evaluate` truncate as training did
+            tok.model_max_length = int(limit)
+        return tok
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            from tasktool.console import info
+
+            info(text)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _dataset(features: list[dict]):
+    if not isinstance(features, list):  # a ready map-style dataset (media trainers decode lazily)
+        return features
+    import datasets
+
+    return datasets.Dataset.from_list(features)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def precision_flags(name: str) -> dict:
+    """'auto': bf16 mixed precision on GPUs that have it, else fp16 on CUDA, fp32 on CPU (exact)."""
+    import torch
+
+    name = name.lower()
+    if name not in ("auto", "fp32", "bf16", "fp16"):
+        raise TaskToolError(f"unknown precision '{name}'", "use auto, fp32, bf16 or fp16")
+    cuda = torch.cuda.is_available()
+    if name == "auto":
+        if not cuda:
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if name in ("bf16", "fp16") and not cuda:
+        raise TaskToolError(f"precision {name} needs a CUDA GPU", "use precision=auto or fp32 on CPU")
+    return {"bf16": name == "bf16", "fp16": name == "fp16"}
+
+
+def _step_of(path: Path | None) -> int:
+    try:
+        return int(path.name.rsplit("-", 1)[-1]) if path else 0
+    except ValueError:
+        return 0
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete checkpoint (a kill mid-save leaves one without trainer_state.json)."""
+    if not ckpt_dir.is_dir():
+        return None
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=_step_of) if done else None
+
+
+def _quiet_trainer(trainer) -> None:
+    """Our callbacks report progress; drop transformers' own printing ones."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import ProgressCallback as HFProgress
+
+    for cb in (PrinterCallback, HFProgress):
+        trainer.remove_callback(cb)
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class JsonlLogCallback(_callback_base()):
+    """Every log event (loss, lr, eval_loss) as one JSON line; appended across --resume."""
+
+    def __init__(self, path: Path, resumed_from: int | None = None):
+        self.path = path
+        self.resumed_from = resumed_from
+        self.start = time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.resumed_from:
+            self._write({"event": "resume", "step": self.resumed_from})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        record.update({k: v for k, v in (logs or {}).items() if isinstance(v, (int, float, str))})
+        record["elapsed_s"] = round(time.time() - self.start, 2)
+        self._write(record)
+
+    def _write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+class ProgressCallback(_callback_base()):
+    """A rich progress bar (steps, loss, eta) on a terminal; plain log lines otherwise; nothing with --quiet."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.progress = None
+        self.task = None
+        self.loss = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.quiet or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from tasktool.console import err_console
+
+        self.progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console(),
+            transient=True,
+        )
+        self.task = self.progress.add_task(
+            "train", total=state.max_steps, completed=state.global_step, loss="-"
+        )
+        self.progress.start()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if self.quiet:
+            return
+        parts = [
+            f"{k}={_fmt(logs[k])}"
+            for k in ("loss", "eval_loss", "eval_accuracy", "learning_rate")
+            if k in logs
+        ]
+        if not parts:
+            return
+        if self.progress is not None:
+            if "loss" in logs:
+                self.progress.update(self.task, loss=_fmt(logs["loss"]))
+            if "eval_loss" in logs:
+                self.progress.console.print(
+                    f"  step {state.global_step}/{state.max_steps}: " + " ".join(parts)
+                )
+        else:
+            from tasktool.console import info
+
+            info(f"  step {state.global_step}/{state.max_steps}: " + " ".join(parts))
+
+    def stop(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------- evaluation helpers
+
+
+def run_engine(
+    spec,
+    model_dir: str,
+    payloads: list,
+    batch_size: int = 32,
+    device: str = "auto",
+    max_length: int | None = None,
+    predictor_cls=None,
+    **opts,
+) -> list[dict]:
+    """Predictions for payloads through tasktool.engine, exactly as `tasktool infer` makes them."""
+    from tasktool.engine import Engine, Item
+    from tasktool.options import InferOptions
+
+    options = InferOptions(
+        model=model_dir, device=device, batch_size=batch_size, max_length=max_length, **opts
+    )
+    cls = predictor_cls or spec.load_predictor()
+    predictor = cls(spec, options)
+    engine = Engine(predictor, batch_size=batch_size)
+    return list(engine.run(Item(i, p) for i, p in enumerate(payloads)))
