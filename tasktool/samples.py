@@ -69,7 +69,7 @@ def qa_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def seq2seq_rows(n: int, seed: int = 0, src: str = "en", tgt: str = "fr") -> tuple[list[dict], list[dict]]:
+def seq2seq_rows(n: int, seed: int = 0, src: str = "en", tgt: str = "ro") -> tuple[list[dict], list[dict]]:
     """Summaries are the first three words; 'translations' reverse the words (a learnable mapping)."""
     rng = random.Random(seed)
     summaries, translations = [], []

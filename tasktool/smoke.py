@@ -113,6 +113,24 @@ def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | Non
     return tiny.build(spec.name, out_dir)
 
 
+def smoke_recipe(recipe: dict) -> dict:
+    """A few steps on a few examples; everything else (columns, labels, lengths) as the real run."""
+    recipe.update(
+        max_steps=SMOKE_STEPS,
+        max_train_samples=2 * SMOKE_EXAMPLES,
+        max_eval_samples=SMOKE_EXAMPLES,
+        eval_steps=None,
+        save_steps=None,
+        logging_steps=1,
+    )
+    for key in ("generation_max_new_tokens", "max_target_length"):  # short generations: shape checks only
+        if recipe.get(key):
+            recipe[key] = min(int(recipe[key]), 8)
+    if recipe.get("num_beams"):
+        recipe["num_beams"] = 1
+    return recipe
+
+
 def smoke_dir(prefix: str = "tasktool-smoke-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
@@ -219,7 +237,7 @@ def smoke_task(spec, workdir: Path) -> dict:
         t = time.perf_counter()
         trained = workdir / "finetuned"
         _call(["finetune", spec.name, "--data", str(sample["train"]), "--eval-data", str(sample["eval"]),
-               "--model", str(model), "--max-steps", str(SMOKE_STEPS), "--output-dir", str(trained), "--quiet"])
+               "--model", str(model), "--output-dir", str(trained), "--quiet", *_smoke_overrides()])
         stages["finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     preds = workdir / "predictions.jsonl"
@@ -237,6 +255,12 @@ def smoke_task(spec, workdir: Path) -> dict:
         stages["evaluate"] = time.perf_counter() - t
     stages["total"] = time.perf_counter() - t0
     return stages
+
+
+def _smoke_overrides() -> list[str]:
+    """The built-in samples are small already: the smoke recipe's short run as key=value overrides."""
+    recipe = smoke_recipe({"generation_max_new_tokens": 8, "max_target_length": 8, "num_beams": 1})
+    return [f"{k}={v}" for k, v in recipe.items() if v is not None and k != "max_eval_samples"]
 
 
 def _tiny_kwargs(spec) -> dict:

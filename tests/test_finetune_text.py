@@ -323,7 +323,7 @@ def test_resume_after_a_kill_finishes_with_the_same_number_of_steps(cli, tiny, c
     deadline = time.time() + 120
     try:
         while time.time() < deadline and proc.poll() is None:
-            if list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+            if list((out / "checkpoints").glob("checkpoint-*/COMPLETE")):
                 break
             time.sleep(0.02)
     finally:

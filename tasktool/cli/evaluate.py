@@ -81,6 +81,16 @@ def evaluate(
         bool,
         typer.Option("--strict", help="Audio/images: stop at an unreadable file instead of skipping it."),
     ] = False,
+    allow_absolute_paths: Annotated[
+        bool,
+        typer.Option(
+            "--allow-absolute-paths", help="Manifest paths may be absolute or leave the manifest's folder."
+        ),
+    ] = False,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="Check this command fast: a shrunk random model and the first few examples."),
+    ] = False,
 ):
     import json
 
@@ -114,11 +124,17 @@ def evaluate(
     columns.update(path=path_column, transcription=transcription_column)
     if strict:
         recipe["strict"] = True
+    recipe["allow_absolute_paths"] = allow_absolute_paths  # this command's flag, never the saved recipe's
     trainer = spec.load_trainer()(spec, recipe, columns, quiet=True)
     from tasktool import runtime
 
-    ref = runtime.check_model_ref(ref)
     examples = trainer.read(Source(data) if data else Source(dataset, split))
+    if smoke:
+        from tasktool.smoke import SMOKE_EXAMPLES, shrunk_model, smoke_dir
+
+        examples = examples[:SMOKE_EXAMPLES]
+        ref = str(shrunk_model(spec, ref, smoke_dir() / "model"))
+    ref = runtime.check_model_ref(ref)
     metrics, records = trainer.evaluate(ref, examples, batch_size=batch_size, device=device)
     if output:
         _atomic_write(output, json.dumps(metrics, indent=2) + "\n")

@@ -98,6 +98,15 @@ def finetune(
         bool, typer.Option(help="Continue from the last checkpoint in --output-dir.", rich_help_panel=G_TRAIN)
     ] = False,
     quiet: QuietOpt = False,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help="Check this exact command in seconds: same data, columns and recipe, a shrunk random model, "
+            "a few examples and steps; output to a temporary folder unless --output-dir.",
+            rich_help_panel=G_TRAIN,
+        ),
+    ] = False,
     text_column: Annotated[
         str | None,
         typer.Option(help="Classification: text column (default sentence/text).", rich_help_panel=G_COLS),
@@ -160,6 +169,14 @@ def finetune(
             rich_help_panel=G_DATA,
         ),
     ] = False,
+    allow_absolute_paths: Annotated[
+        bool,
+        typer.Option(
+            "--allow-absolute-paths",
+            help="Audio/images: manifest paths may be absolute or leave the manifest's folder.",
+            rich_help_panel=G_DATA,
+        ),
+    ] = False,
 ):
     from tasktool.errors import TaskToolError
     from tasktool.tasks.registry import resolve
@@ -182,6 +199,7 @@ def finetune(
         "save_total_limit": save_total_limit,
     }
     flags.update(max_audio_seconds=max_audio_seconds, strict=True if strict else None)
+    flags["allow_absolute_paths"] = True if allow_absolute_paths else None
     resolved = resolve_recipe(spec.name, recipe, flags, list(overrides or []))
     columns = {
         "text": text_column,
@@ -202,6 +220,14 @@ def finetune(
     eval_src = (
         Source(eval_data) if eval_data else (Source(dataset, eval_split) if dataset and eval_split else None)
     )
+    if smoke:
+        from tasktool.smoke import smoke_recipe, shrunk_model, smoke_dir
+
+        tmp = smoke_dir()
+        smoke_recipe(resolved)
+        base = model or resolved.get("model") or spec.default_model
+        model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision")))
+        output_dir = output_dir or str(tmp / "output")
     trainer = spec.load_trainer()(spec, resolved, columns, quiet=quiet)
     out = output_dir or f"{spec.name}-finetuned"
     summary = trainer.run(train_src, eval_src, out, model=model, resume=resume)
