@@ -37,6 +37,13 @@ PickleOpt = Annotated[
         help="Load pickle (.bin) weights; off: unpickling can run code. safetensors need no flag.",
     ),
 ]
+AbsPathsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-absolute-paths",
+        help="Let a manifest's file paths be absolute or point outside the manifest's folder.",
+    ),
+]
 OutputOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension)."),

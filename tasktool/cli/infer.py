@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tasktool.cli.common import (
+    AbsPathsOpt,
     BatchOpt,
     DeviceOpt,
     DtypeOpt,
@@ -127,6 +128,7 @@ def infer(
     ] = False,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
+    allow_absolute_paths: AbsPathsOpt = False,
     max_length: Annotated[
         int | None, typer.Option(help="Truncate inputs to this many tokens.", rich_help_panel=G_TASK)
     ] = None,
@@ -238,6 +240,7 @@ def infer(
         split=split,
         question=question,
         context=context,
+        allow_absolute_paths=allow_absolute_paths,
     )
     run_inference(
         spec,

@@ -29,19 +29,56 @@ def expand(arg: str, kind: str) -> list[str]:
         return [arg]
     path = Path(arg).expanduser()
     if path.is_dir():
-        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes_for(kind))
+        found = sorted(
+            str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes_for(kind)
+        )
         if not found:
-            raise TaskToolError(f"folder '{arg}' holds no {kind} files",
-                                f"supported: {', '.join(suffixes_for(kind))}")
+            raise TaskToolError(
+                f"folder '{arg}' holds no {kind} files", f"supported: {', '.join(suffixes_for(kind))}"
+            )
         return found
     if any(ch in arg for ch in "*?["):
         found = sorted(glob.glob(arg, recursive=True))
         if not found:
-            raise TaskToolError(f"pattern '{arg}' matches no files", "check the pattern (quote it in the shell)")
+            raise TaskToolError(
+                f"pattern '{arg}' matches no files", "check the pattern (quote it in the shell)"
+            )
         return found
     if not path.exists():
         raise TaskToolError(f"input file '{arg}' not found", "check the path")
     return [str(path)]
+
+
+ALLOW_FLAG = "--allow-absolute-paths"
+
+
+def manifest_path(value: str, base: Path, where: str, allow_outside: bool = False) -> str:
+    """A manifest's file entry, resolved against the manifest's folder.
+
+    A shared manifest must not reach files outside its own folder (`../../etc/passwd`, `/home/...`):
+    absolute paths and `..` that climb out are refused unless the user passes --allow-absolute-paths.
+    URLs pass through (they are fetched, not read from disk).
+    """
+    import os
+
+    if value.startswith(("http://", "https://")):
+        return value
+    path = Path(value).expanduser() if value.startswith("~") else Path(value)
+    if path.is_absolute():
+        if not allow_outside:
+            raise TaskToolError(
+                f"{where}: absolute path '{value}' in a manifest",
+                f"give paths relative to '{base}', or pass {ALLOW_FLAG} to allow it",
+            )
+        return str(path)
+    joined = os.path.normpath(base / path)
+    root = os.path.normpath(base)
+    if not allow_outside and os.path.commonpath([root, joined]) != root:
+        raise TaskToolError(
+            f"{where}: path '{value}' points outside the manifest's folder '{base}'",
+            f"keep the files under that folder, or pass {ALLOW_FLAG} to allow it",
+        )
+    return str(base / path)
 
 
 def media_items(kind: str, spec) -> Iterator[Item]:
@@ -61,9 +98,12 @@ def media_items(kind: str, spec) -> Iterator[Item]:
                 value, given = row, None
             if isinstance(value, dict) and "path" in value:  # datasets' Audio/Image(decode=False)
                 value = value["path"]
-            value = str(value)
-            if not value.startswith(("http://", "https://")) and not Path(value).is_absolute():
-                value = str(base / value)
+            value = manifest_path(
+                str(value),
+                base,
+                f"{spec.file}, row {n + 1}",
+                getattr(spec, "allow_absolute_paths", False),
+            )
             yield Item(n if given is None else given, value)
             n += 1
         return

@@ -33,6 +33,7 @@ class InputSpec:
     question: str | None = None
     context: str | None = None
     fmt: str | None = None  # force a file format
+    allow_absolute_paths: bool = False  # manifest paths may leave the manifest's folder
 
 
 def _bad_file(path: Path) -> None:

@@ -1,5 +1,5 @@
-"""What a fine-tuning run leaves behind: model files (saved atomically), metrics.json, a loss curve,
-a model card and the resolved recipe."""
+"""What a fine-tuning run leaves behind: model files, metrics.json, a loss curve, a model card and the
+resolved recipe, all written into a hidden sibling folder that replaces the output folder in one rename."""
 
 from __future__ import annotations
 
@@ -9,24 +9,78 @@ import shutil
 from pathlib import Path
 
 
-def save_model_atomically(trainer, tokenizer, out: Path) -> None:
-    """Write model + tokenizer to a temporary folder, then move each file into place.
+def staging_dir(out: Path) -> Path:
+    """A fresh hidden sibling of `out` (same filesystem, so it can be renamed into place)."""
+    staging = out.parent / f".{out.name}.saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
 
-    A kill during the (slow) save leaves the previous files or none, never half a weights file.
+
+def save_model(trainer, tokenizer, folder: Path) -> None:
+    """Model + tokenizer/processor files, without the Trainer's pickled arguments."""
+    trainer.save_model(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    (folder / "training_args.bin").unlink(missing_ok=True)
+
+
+def publish(staging: Path, out: Path, drop: tuple[str, ...] = ()) -> None:
+    """Swap the finished `staging` folder in for `out` in one rename, then carry over what `out` held.
+
+    On Linux renameat2(RENAME_EXCHANGE) swaps the two folders atomically: `out` is either the old
+    folder (checkpoints, log) or the complete new one, never a mix. Elsewhere two renames do it,
+    with a moment in which `out` is absent. Entries of the old folder the new one lacks (checkpoints
+    unless in `drop`, tensorboard runs, the user's own files) are moved into the new folder.
     """
-    tmp = out / ".saving.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    for name in ("training_args.bin",):
-        (tmp / name).unlink(missing_ok=True)
-    for path in sorted(tmp.iterdir()):
-        target = out / path.name
-        if target.is_dir() and not path.is_dir():
-            shutil.rmtree(target)
-        os.replace(path, target)
-    shutil.rmtree(tmp, ignore_errors=True)
+    for path in staging.rglob("*"):
+        if path.is_file():
+            fsync(path)
+    fsync(staging)
+    if out.exists():
+        if not _exchange(staging, out):
+            aside = out.parent / f".{out.name}.old"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(out, aside)
+            os.replace(staging, out)
+            staging = aside
+        old = staging  # after the swap the hidden name holds the previous folder
+        for entry in sorted(old.iterdir()):
+            if entry.name not in drop and not (out / entry.name).exists():
+                os.replace(entry, out / entry.name)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+    fsync(out.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two folders (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a folder
+        pass
+    finally:
+        os.close(fd)
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -51,6 +105,8 @@ def write_all(out: Path, recipe: dict, summary: dict, log_path: Path, data_name:
     from tasktool.training.recipe import dump
 
     log = read_log(log_path)
+    if log_path.parent != out and log_path.exists():
+        shutil.copyfile(log_path, out / log_path.name)
     _atomic_text(out / "recipe.yaml", dump(recipe))
     plot_loss(log, out / "loss_curve.png")
     _atomic_text(out / "README.md", model_card(recipe, summary, data_name))

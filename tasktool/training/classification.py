@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from tasktool.errors import TaskToolError
 from tasktool.metrics import classification as classification_metrics
 from tasktool.training import data as D
@@ -14,6 +16,23 @@ def _label_key(label: str):
         return (0, float(label), "")
     except ValueError:
         return (1, 0.0, label)
+
+
+_MISSING = ("", "nan", "null", "none", "n/a")  # what CSV/pandas exports write for an empty cell
+
+
+def _missing(label) -> bool:
+    if label is None or (isinstance(label, float) and math.isnan(label)):
+        return True
+    return str(label).strip().lower() in _MISSING
+
+
+def _is_number(label: str) -> bool:
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
 
 
 class ClassificationTrainer(TaskTrainer):
@@ -44,9 +63,11 @@ class ClassificationTrainer(TaskTrainer):
                 f"{where}: empty text in column '{cols['text']}'", "remove the row or fill it in"
             )
         label = D.field(row, cols["label"])
-        if label is None or str(label).strip() == "":
+        if _missing(label):
+            got = "" if label is None or str(label).strip() == "" else f" (got {label!r})"
             raise TaskToolError(
-                f"{where}: no label in column '{cols['label']}'", "every training row needs a label"
+                f"{where}: no label in column '{cols['label']}'{got}",
+                "every row needs a label: fill it in or remove the row",
             )
         if isinstance(label, float) and label.is_integer():
             label = int(label)
@@ -55,6 +76,19 @@ class ClassificationTrainer(TaskTrainer):
             pair = D.field(row, cols["text_pair"])
             ex["text_pair"] = "" if pair is None else str(pair)
         return ex
+
+    def read(self, source):
+        examples = super().read(source)
+        numbers = [ex for ex in examples if _is_number(ex["label"])]
+        if numbers and len(numbers) < len(examples):
+            name = next(ex for ex in examples if not _is_number(ex["label"]))
+            first, second = sorted((numbers[0], name), key=lambda ex: examples.index(ex))
+            raise TaskToolError(
+                f"the label column mixes numbers and names: {first['_where']} has {first['label']!r}, "
+                f"{second['_where']} has {second['label']!r}",
+                "use one kind of label: all names, or all integer ids (name them with label_names=a,b,...)",
+            )
+        return examples
 
     def _rename(self, label: str) -> str:
         names = self.recipe.get("label_names")

@@ -26,7 +26,12 @@ class MediaClassificationTrainer(ClassificationTrainer):
     # ------------------------------------------------------------------ data
     def read(self, source: D.Source) -> list[dict]:
         examples = read_examples(
-            source, self.kind, "label", self.columns.get("path"), self.columns.get("label")
+            source,
+            self.kind,
+            "label",
+            self.columns.get("path"),
+            self.columns.get("label"),
+            allow_outside=bool(self.recipe.get("allow_absolute_paths")),
         )
         for ex in examples:
             ex["label"] = self._rename(ex["label"])
@@ -69,20 +74,17 @@ class MediaClassificationTrainer(ClassificationTrainer):
             args.train_sampling_strategy = "random"  # needs token lengths; media items have none
         return args
 
-    def run(self, data, eval_data, output_dir, model=None, resume=False) -> dict:
-        summary = super().run(data, eval_data, output_dir, model=model, resume=resume)
-        out = Path(output_dir).expanduser()
+    def finish(self, folder: Path, summary: dict) -> None:
         if self.last_eval:
             preds, refs, labels = self.last_eval
-            plot_confusion(confusion_matrix(preds, refs, labels), labels, out / "confusion_matrix.png")
-            card = out / "README.md"
+            plot_confusion(confusion_matrix(preds, refs, labels), labels, folder / "confusion_matrix.png")
+            card = folder / "README.md"
             if card.exists():
                 card.write_text(
                     card.read_text(encoding="utf-8")
                     + "\n## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)\n",
                     encoding="utf-8",
                 )
-        return summary
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model_dir, examples, batch_size=32, device="auto", max_length=None):

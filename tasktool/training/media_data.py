@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from tasktool.errors import ItemError, TaskToolError
-from tasktool.io.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from tasktool.io.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, manifest_path
 from tasktool.training import data as D
 
 AUDIO, IMAGE = "audio", "image"
@@ -48,13 +48,22 @@ def suffixes(kind: str) -> tuple[str, ...]:
 
 
 def read_examples(
-    source: D.Source, kind: str, target: str, path_column: str | None = None, target_column: str | None = None
+    source: D.Source,
+    kind: str,
+    target: str,
+    path_column: str | None = None,
+    target_column: str | None = None,
+    allow_outside: bool = False,
 ) -> list[dict]:
-    """All examples of one split. `target` is "label" (classification) or "text" (transcription)."""
+    """All examples of one split. `target` is "label" (classification) or "text" (transcription).
+
+    Manifest paths stay inside the manifest's folder unless `allow_outside` (--allow-absolute-paths).
+    """
     path = Path(source.path).expanduser()
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             rows, base = hub_rows(str(path), source.split or "train", kind), path
+            allow_outside = True  # a saved dataset, not a hand-written manifest: its paths are its own
         elif meta := next((path / m for m in METADATA_FILES if (path / m).exists()), None):
             rows, base = _manifest_rows(meta), path
         elif target == "label":
@@ -71,6 +80,7 @@ def read_examples(
                 f"give a {kind} folder, or a .csv/.jsonl file with a path column",
             )
         rows, base = _manifest_rows(path), path.parent
+        allow_outside = allow_outside or _held_out_split(path)
     elif source.split or not D._path_like(source.path):
         rows, base = hub_rows(source.path, source.split or "train", kind), None
     else:
@@ -88,9 +98,24 @@ def read_examples(
         flag,
     )
     return [
-        _example(row, path_col, target_col, base, D.row_label(n, source), target)
+        _example(row, path_col, target_col, base, D.row_label(n, source), target, allow_outside)
         for n, row in enumerate(rows)
     ]
+
+
+def _held_out_split(path: Path) -> bool:
+    """The held-out split a fine-tuning run saved next to its model (metrics.json names it).
+
+    Its paths are those of the training data, wherever that lives, so `tasktool evaluate` on it
+    works without --allow-absolute-paths.
+    """
+    import json
+
+    try:
+        summary = json.loads((path.parent / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("eval_data") == path.name
 
 
 def _manifest_rows(path: Path) -> list[dict]:
@@ -123,15 +148,24 @@ def _label_folders(folder: Path, kind: str, source: D.Source) -> list[dict]:
     return examples
 
 
-def _example(row: dict, path_col: str, target_col: str, base: Path | None, where: str, target: str) -> dict:
+def _example(
+    row: dict,
+    path_col: str,
+    target_col: str,
+    base: Path | None,
+    where: str,
+    target: str,
+    allow_outside: bool = False,
+) -> dict:
     value = D.field(row, path_col)
-    if isinstance(value, dict):
+    from_dataset = isinstance(value, dict)  # datasets' {"path", "bytes"}: a file it wrote itself
+    if from_dataset:
         value = materialise(value)
     if value is None or not str(value).strip():
         raise TaskToolError(f"{where}: no file in column '{path_col}'", "every row needs a file")
     value = str(value).strip()
-    if base is not None and not value.startswith(("http://", "https://")) and not Path(value).is_absolute():
-        value = str(base / value)
+    if base is not None and not from_dataset:
+        value = manifest_path(value, base, where, allow_outside)
     raw = D.field(row, target_col)
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)

@@ -37,6 +37,7 @@ FIELDS: dict[str, tuple[type, str]] = {
     "eval_steps": (int, "evaluate every N steps (0: once per epoch)"),
     "save_steps": (int, "checkpoint every N steps (0: once per epoch)"),
     "save_total_limit": (int, "checkpoints kept in the output folder"),
+    "keep_checkpoints": (bool, "keep checkpoints/ after training (default: removed once the model is saved)"),
     "logging_steps": (int, "log the loss every N steps"),
     "max_train_samples": (int, "use at most N training examples (0: all)"),
     "max_eval_samples": (int, "use at most N evaluation examples (0: all)"),
@@ -66,6 +67,7 @@ FIELDS: dict[str, tuple[type, str]] = {
         float,
         "audio: longer training clips are cut (classification) or left out (ASR); 0: no limit",
     ),
+    "allow_absolute_paths": (bool, "audio/images: manifest paths may point outside the manifest's folder"),
     "strict": (bool, "audio/images: stop at an unreadable file instead of skipping it with a warning"),
     "language": (str, "Whisper: language of the transcripts (en, de, ...), trained into the decoder prompt"),
     "freeze_feature_encoder": (

@@ -131,7 +131,14 @@ class SpeechRecognitionTrainer(TaskTrainer):
     # ------------------------------------------------------------------ data
     def read(self, source: D.Source) -> list[dict]:
         column = self.columns.get("transcription") or self.columns.get("text")
-        return read_examples(source, AUDIO, "text", self.columns.get("path"), column)
+        return read_examples(
+            source,
+            AUDIO,
+            "text",
+            self.columns.get("path"),
+            column,
+            allow_outside=bool(self.recipe.get("allow_absolute_paths")),
+        )
 
     def load_examples(self, data, eval_data):
         train, evals, held_out = super().load_examples(data, eval_data)

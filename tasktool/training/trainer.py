@@ -13,6 +13,7 @@ language-model trainers override `trainer_class`/`training_arguments` as well.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,8 +22,13 @@ from typing import Any
 
 from tasktool.errors import TaskToolError
 from tasktool.training import data as D
+from tasktool.training.artifacts import fsync
 
 CHECKPOINTS = "checkpoints"
+COMPLETE = "COMPLETE"  # written into a checkpoint folder after everything else in it is on disk
+# test-only: `N` makes the run stop (sleep) in the middle of saving checkpoint-N, after the weights and
+# before the optimizer state, so a test can SIGKILL it there; it touches checkpoint-N/.hanging first
+HANG_DURING_SAVE = "TASKTOOL_TEST_HANG_DURING_SAVE"
 
 
 class TaskTrainer:
@@ -225,10 +231,21 @@ class TaskTrainer:
         from tasktool.training import artifacts
 
         out = Path(output_dir).expanduser()
+        if out.is_symlink():  # the final swap renames folders: work on the real one, keep the link
+            out = out.resolve()
+        if out.exists() and not out.is_dir():
+            raise TaskToolError(
+                f"--output-dir '{out}' is a file, not a folder", "choose a folder name for the model"
+            )
         ckpt_dir = out / CHECKPOINTS
-        last = last_checkpoint(ckpt_dir) if resume else None
+        last, partial = pick_checkpoint(ckpt_dir) if resume else (None, [])
         if resume and last is None:
-            raise TaskToolError(f"--resume: no checkpoint in '{ckpt_dir}'", "start without --resume")
+            names = ", ".join(p.name for p in partial)
+            found = f" is complete ({names}: incomplete, the run stopped while saving it)" if partial else ""
+            raise TaskToolError(
+                f"--resume: no checkpoint in '{ckpt_dir}'{found}",
+                "start again without --resume: remove the folder or choose another --output-dir",
+            )
         if not resume and out.exists() and any(out.iterdir()):
             if (out / "config.json").exists() or ckpt_dir.exists():
                 raise TaskToolError(
@@ -262,7 +279,9 @@ class TaskTrainer:
         callbacks = [JsonlLogCallback(log_path, resumed_from=_step_of(last) if last else None)]
         progress = ProgressCallback(quiet=self.quiet)
         callbacks.append(progress)
-        trainer = self.trainer_class()(
+        for folder in partial:  # the Trainer will write these steps again, from scratch
+            shutil.rmtree(folder, ignore_errors=True)
+        trainer = atomic_checkpoints(self.trainer_class())(
             model=hf_model,
             args=args,
             train_dataset=_dataset(train_features),
@@ -281,16 +300,19 @@ class TaskTrainer:
         finally:
             progress.stop()
         self._say(f"[bold]3/4[/bold] saving the model to {out}")
-        artifacts.save_model_atomically(trainer, tokenizer, out)
+        # everything goes into a hidden sibling folder first, which then replaces `out` in one rename:
+        # a folder that has config.json and metrics.json is a whole model, never half of one
+        staging = artifacts.staging_dir(out)
+        artifacts.save_model(trainer, tokenizer, staging)
         self._say("[bold]4/4[/bold] evaluating the saved model")
         metrics, _ = self.evaluate(
-            str(out),
+            str(staging),
             eval_ex,
             batch_size=int(self.recipe.get("eval_batch_size") or 32),
             max_length=self.recipe.get("max_length"),
         )
         if held_out:
-            with open(out / self.eval_file_name, "w", encoding="utf-8") as fh:
+            with open(staging / self.eval_file_name, "w", encoding="utf-8") as fh:
                 for ex in eval_ex:
                     fh.write(json.dumps(self.eval_row(ex), ensure_ascii=False) + "\n")
         summary = {
@@ -307,10 +329,13 @@ class TaskTrainer:
             },
             "eval_data": self.eval_file_name if held_out else (eval_data.name if eval_data else None),
         }
-        artifacts.write_all(out, self.recipe, summary, log_path, data_name=data.name)
-        if not self.recipe.get("keep_checkpoints"):
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        artifacts.write_all(staging, self.recipe, summary, log_path, data_name=data.name)
+        self.finish(staging, summary)
+        artifacts.publish(staging, out, drop=() if self.recipe.get("keep_checkpoints") else (CHECKPOINTS,))
         return summary
+
+    def finish(self, folder: Path, summary: dict) -> None:
+        """Task hook: extra files for the output folder, written before it is published."""
 
     def _tokenizer(self, ref: str):
         from tasktool import runtime
@@ -378,12 +403,106 @@ def _step_of(path: Path | None) -> int:
         return 0
 
 
-def last_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest complete checkpoint (a kill mid-save leaves one without trainer_state.json)."""
+def checkpoints(ckpt_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(complete, partial) checkpoint folders, oldest first; complete ones carry the COMPLETE marker."""
     if not ckpt_dir.is_dir():
-        return None
-    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(done, key=_step_of) if done else None
+        return [], []
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir()), key=_step_of)
+    return [p for p in found if (p / COMPLETE).is_file()], [p for p in found if not (p / COMPLETE).is_file()]
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete checkpoint (a kill mid-save leaves a folder without the marker)."""
+    complete, _ = checkpoints(ckpt_dir)
+    return complete[-1] if complete else None
+
+
+def pick_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[Path]]:
+    """The checkpoint --resume continues from, and the partial folders it skips (one warning each)."""
+    from tasktool.console import warn
+
+    complete, partial = checkpoints(ckpt_dir)
+    last = complete[-1] if complete else None
+    if last is not None:
+        for folder in partial:
+            if _step_of(folder) > _step_of(last):
+                warn(
+                    f"skipping {folder.name}: incomplete (the run stopped while saving it); "
+                    f"resuming from {last.name}, the newest complete checkpoint"
+                )
+    return last, partial
+
+
+def mark_complete(folder: Path, step: int) -> None:
+    """Flush every file of a checkpoint to disk, then write its COMPLETE marker atomically."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != COMPLETE:
+            fsync(path)
+    tmp = folder / (COMPLETE + ".tmp")
+    tmp.write_text(json.dumps({"step": step, "time": time.time()}) + "\n", encoding="utf-8")
+    fsync(tmp)
+    os.replace(tmp, folder / COMPLETE)
+    fsync(folder)
+
+
+def rotate(ckpt_dir: Path, limit: int | None, keep: str | None = None) -> None:
+    """Keep the newest `limit` complete checkpoints (and the best one); never the last complete one."""
+    if not limit or limit <= 0:
+        return
+    complete, _ = checkpoints(ckpt_dir)
+    protected = {complete[-1]} if complete else set()
+    if keep:
+        protected.add(Path(keep))
+    surplus = len(complete) - max(limit, len(protected))
+    for folder in complete:
+        if surplus <= 0:
+            break
+        if folder not in protected:
+            shutil.rmtree(folder, ignore_errors=True)
+            surplus -= 1
+
+
+_ATOMIC: dict[type, type] = {}
+
+
+def atomic_checkpoints(cls: type) -> type:
+    """`cls` (Trainer or a subclass) whose checkpoints get a COMPLETE marker once fully written.
+
+    transformers writes checkpoint-N file by file and rotates old checkpoints before it returns;
+    here rotation waits until the marker is down, so a kill at any moment leaves the previous
+    complete checkpoint in place and the half-written one recognisable.
+    """
+    if cls not in _ATOMIC:
+
+        class Atomic(cls):
+            def _save_checkpoint(self, model, trial):
+                limit = self.args.save_total_limit
+                self.args.save_total_limit = None  # rotate below, only once the new one is complete
+                try:
+                    super()._save_checkpoint(model, trial)
+                finally:
+                    self.args.save_total_limit = limit
+                if not self.args.should_save:
+                    return
+                run_dir = Path(self._get_output_dir(trial=trial))
+                mark_complete(run_dir / f"checkpoint-{self.state.global_step}", self.state.global_step)
+                rotate(run_dir, limit, self.state.best_model_checkpoint)
+
+            def _save_optimizer_and_scheduler(self, output_dir):
+                _hang_if_asked(Path(output_dir), self.state.global_step)
+                super()._save_optimizer_and_scheduler(output_dir)
+
+        Atomic.__name__ = Atomic.__qualname__ = "Atomic" + cls.__name__
+        _ATOMIC[cls] = Atomic
+    return _ATOMIC[cls]
+
+
+def _hang_if_asked(folder: Path, step: int) -> None:
+    """Test hook (see HANG_DURING_SAVE): stop mid-save so a test can kill the process right there."""
+    wanted = os.environ.get(HANG_DURING_SAVE)
+    if wanted and wanted.strip() == str(step):
+        (folder / ".hanging").touch()
+        time.sleep(600)
 
 
 def _quiet_trainer(trainer) -> None:
