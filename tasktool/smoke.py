@@ -145,26 +145,39 @@ def _text_sample(spec, folder: Path) -> dict:
     name = spec.name
     if name == "text-classification":
         rows = S.classification_rows(24)
-        return {"train": S.write_csv(folder / "train.csv", rows[:16]), "eval": S.write_csv(folder / "eval.csv", rows[16:]),
-                "infer": [r["text"] for r in rows[16:19]]}
+        return {
+            "train": S.write_csv(folder / "train.csv", rows[:16]),
+            "eval": S.write_csv(folder / "eval.csv", rows[16:]),
+            "infer": [r["text"] for r in rows[16:19]],
+        }
     if name == "token-classification":
         rows = S.ner_rows(24)
-        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
-                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]),
-                "infer": [" ".join(r["tokens"]) for r in rows[16:19]]}
+        return {
+            "train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+            "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]),
+            "infer": [" ".join(r["tokens"]) for r in rows[16:19]],
+        }
     if name == "question-answering":
         rows = S.qa_rows(24)
-        infer = S.write_jsonl(folder / "questions.jsonl", [{"question": r["question"], "context": r["context"]}
-                                                           for r in rows[16:19]])
-        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
-                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]), "infer_args": ["--file", str(infer)]}
+        infer = S.write_jsonl(
+            folder / "questions.jsonl",
+            [{"question": r["question"], "context": r["context"]} for r in rows[16:19]],
+        )
+        return {
+            "train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+            "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]),
+            "infer_args": ["--file", str(infer)],
+        }
     if name in ("summarization", "translation"):
         summaries, translations = S.seq2seq_rows(24)
         rows = summaries if name == "summarization" else translations
         texts = [r["document"] for r in summaries[16:19]]
-        return {"train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
-                "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]), "infer": texts,
-                "infer_args": ["--max-new-tokens", "8"]}
+        return {
+            "train": S.write_jsonl(folder / "train.jsonl", rows[:16]),
+            "eval": S.write_jsonl(folder / "eval.jsonl", rows[16:]),
+            "infer": texts,
+            "infer_args": ["--max-new-tokens", "8"],
+        }
     if name in ("text-generation", "fill-mask"):
         lines = S.text_lines(40)
         train = folder / "train.txt"
@@ -172,10 +185,17 @@ def _text_sample(spec, folder: Path) -> dict:
         dev = folder / "eval.txt"
         dev.write_text("\n".join(lines[32:]) + "\n")
         if name == "fill-mask":
-            infer = [" ".join(["[MASK]" if i == 2 else w for i, w in enumerate(line.split())]) for line in lines[32:35]]
+            infer = [
+                " ".join(["[MASK]" if i == 2 else w for i, w in enumerate(line.split())])
+                for line in lines[32:35]
+            ]
             return {"train": train, "eval": dev, "infer": infer}
-        return {"train": train, "eval": dev, "infer": [" ".join(line.split()[:4]) for line in lines[32:35]],
-                "infer_args": ["--max-new-tokens", "8"]}
+        return {
+            "train": train,
+            "eval": dev,
+            "infer": [" ".join(line.split()[:4]) for line in lines[32:35]],
+            "infer_args": ["--max-new-tokens", "8"],
+        }
     raise KeyError(name)
 
 
@@ -236,21 +256,59 @@ def smoke_task(spec, workdir: Path) -> dict:
     if spec.trainer and "train" in sample:
         t = time.perf_counter()
         trained = workdir / "finetuned"
-        _call(["finetune", spec.name, "--data", str(sample["train"]), "--eval-data", str(sample["eval"]),
-               "--model", str(model), "--output-dir", str(trained), "--quiet", *_smoke_overrides()])
+        _call(
+            [
+                "finetune",
+                spec.name,
+                "--data",
+                str(sample["train"]),
+                "--eval-data",
+                str(sample["eval"]),
+                "--model",
+                str(model),
+                "--output-dir",
+                str(trained),
+                "--quiet",
+                *_smoke_overrides(),
+            ]
+        )
         stages["finetune"] = time.perf_counter() - t
     t = time.perf_counter()
     preds = workdir / "predictions.jsonl"
-    _call(["infer", spec.name, *sample.get("infer", []), *sample.get("infer_args", []), "--model", str(trained),
-           "--output", str(preds), "--quiet"])
+    _call(
+        [
+            "infer",
+            spec.name,
+            *sample.get("infer", []),
+            *sample.get("infer_args", []),
+            "--model",
+            str(trained),
+            "--output",
+            str(preds),
+            "--quiet",
+        ]
+    )
     records = [json.loads(line) for line in preds.read_text().splitlines()]
     if not records or any("error" in r for r in records):
-        raise RuntimeError(f"infer returned {len(records)} records, errors: {[r.get('error') for r in records]}")
+        raise RuntimeError(
+            f"infer returned {len(records)} records, errors: {[r.get('error') for r in records]}"
+        )
     stages["infer"] = time.perf_counter() - t
     if spec.trainer and "eval" in sample:
         t = time.perf_counter()
         metrics = workdir / "metrics.json"
-        _call(["evaluate", spec.name, "--model", str(trained), "--data", str(sample["eval"]), "--output", str(metrics)])
+        _call(
+            [
+                "evaluate",
+                spec.name,
+                "--model",
+                str(trained),
+                "--data",
+                str(sample["eval"]),
+                "--output",
+                str(metrics),
+            ]
+        )
         json.loads(metrics.read_text())
         stages["evaluate"] = time.perf_counter() - t
     stages["total"] = time.perf_counter() - t0
@@ -292,7 +350,9 @@ def run_smoke(task_names: list[str], keep: Path | None = None) -> list[dict]:
         except TaskToolError as exc:
             row["error"] = exc.one_line()
         except Exception as exc:  # noqa: BLE001 - a smoke run reports every failure, it never crashes
-            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            row["error"] = (
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
         row["seconds"] = round(time.perf_counter() - start, 2)
         rows.append(row)
     if not keep:

@@ -231,9 +231,7 @@ def test_output_folder_has_model_card_metrics_log_curve_and_recipe(trained_class
 
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert (
-        recipe["max_steps"] == 80
-        and recipe["lr"] == 5e-3
-        and "tiny-text-classification" in recipe["model"]
+        recipe["max_steps"] == 80 and recipe["lr"] == 5e-3 and "tiny-text-classification" in recipe["model"]
     )
     assert not (out / "checkpoints").exists() and not (out / ".saving.tmp").exists()
 

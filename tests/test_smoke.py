@@ -58,7 +58,9 @@ def test_finetune_smoke_passes_on_good_data_with_a_shrunk_model(cli, ner_files, 
     good, _ = ner_files
     out = tmp_path / "smoke-out"
     base = tiny("token-classification", labels=["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
-    result = cli("finetune", "ner", "--data", good, "--model", base, "--smoke", "--output-dir", out, "--quiet")
+    result = cli(
+        "finetune", "ner", "--data", good, "--model", base, "--smoke", "--output-dir", out, "--quiet"
+    )
     assert result.code == 0, result.err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["global_step"] == 3

@@ -89,7 +89,9 @@ def evaluate(
     ] = False,
     smoke: Annotated[
         bool,
-        typer.Option("--smoke", help="Check this command fast: a shrunk random model and the first few examples."),
+        typer.Option(
+            "--smoke", help="Check this command fast: a shrunk random model and the first few examples."
+        ),
     ] = False,
 ):
     import json

@@ -221,7 +221,7 @@ def finetune(
         Source(eval_data) if eval_data else (Source(dataset, eval_split) if dataset and eval_split else None)
     )
     if smoke:
-        from tasktool.smoke import smoke_recipe, shrunk_model, smoke_dir
+        from tasktool.smoke import shrunk_model, smoke_dir, smoke_recipe
 
         tmp = smoke_dir()
         smoke_recipe(resolved)

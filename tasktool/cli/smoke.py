@@ -26,7 +26,9 @@ Examples:
 
 
 def smoke(
-    tasks: Annotated[list[str] | None, typer.Argument(help="Tasks to check (default: all).", show_default=False)] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Argument(help="Tasks to check (default: all).", show_default=False)
+    ] = None,
     keep: Annotated[Path | None, typer.Option(help="Keep the models and outputs in this folder.")] = None,
     fmt: FormatOpt = "auto",
 ):
@@ -48,9 +50,15 @@ def smoke(
         for col in ("task", "result", "seconds", "stages / error"):
             table.add_column(col, overflow="fold")
         for row in rows:
-            detail = row.get("error") or "  ".join(f"{k} {v:.1f}s" for k, v in row["stages"].items() if k != "total")
-            table.add_row(row["task"], "[green]pass[/green]" if row["ok"] else "[red]FAIL[/red]", f"{row['seconds']:.1f}",
-                          detail)
+            detail = row.get("error") or "  ".join(
+                f"{k} {v:.1f}s" for k, v in row["stages"].items() if k != "total"
+            )
+            table.add_row(
+                row["task"],
+                "[green]pass[/green]" if row["ok"] else "[red]FAIL[/red]",
+                f"{row['seconds']:.1f}",
+                detail,
+            )
         Console().print(table)
         total = sum(r["seconds"] for r in rows)
         Console().print(f"{sum(r['ok'] for r in rows)}/{len(rows)} tasks passed in {total:.1f} s")
