@@ -59,3 +59,42 @@ def check_choice(name: str, value: str, choices) -> str:
         hint = f"did you mean '{guess[0]}'? " if guess else ""
         raise TaskToolError(f"invalid {name} '{value}'", f"{hint}choose one of {', '.join(choices)}")
     return value
+
+
+# Column options shared by finetune and evaluate (one declaration, one mapping).
+def _column(help_text: str):
+    return Annotated[str | None, typer.Option(help=help_text, rich_help_panel="Columns")]
+
+
+TextCol = _column("Classification: text column (default sentence/text).")
+TextPairCol = _column("Classification: second text of a pair (default sentence2).")
+LabelCol = _column("Classification: label column (default label).")
+TokensCol = _column("NER: token list column (default tokens/words).")
+TagsCol = _column("NER: tag list column (default ner_tags/ner).")
+QuestionCol = _column("QA: question column (default question).")
+ContextCol = _column("QA: context column (default context).")
+AnswersCol = _column("QA: answers column ({text, answer_start}; default answers).")
+SourceCol = _column("Seq2seq: source text column (default document/source).")
+TargetCol = _column("Seq2seq: target text column (default summary/target).")
+PathCol = _column("Audio/images: file column of a manifest (default file_name/path).")
+TranscriptionCol = _column("ASR: transcription column (default transcription/text).")
+
+COLUMN_ROLES = (
+    "text",
+    "text_pair",
+    "label",
+    "tokens",
+    "tags",
+    "question",
+    "context",
+    "answers",
+    "source",
+    "target",
+    "path",
+    "transcription",
+)
+
+
+def column_map(params: dict) -> dict[str, str | None]:
+    """The --X-column flags of a command, keyed by role (text, label, tokens, ...)."""
+    return {role: params.get(f"{role}_column") for role in COLUMN_ROLES}

@@ -7,7 +7,23 @@ from typing import Annotated
 
 import typer
 
-from tasktool.cli.common import ModelOpt, TaskArg
+from tasktool.cli.common import (
+    AnswersCol,
+    ContextCol,
+    LabelCol,
+    ModelOpt,
+    PathCol,
+    QuestionCol,
+    SourceCol,
+    TagsCol,
+    TargetCol,
+    TaskArg,
+    TextCol,
+    TextPairCol,
+    TokensCol,
+    TranscriptionCol,
+    column_map,
+)
 
 HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
 
@@ -43,40 +59,18 @@ def evaluate(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch.", min=1)] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
-    text_column: Annotated[
-        str | None, typer.Option(help="Classification: text column.", rich_help_panel=G_COLS)
-    ] = None,
-    text_pair_column: Annotated[
-        str | None, typer.Option(help="Classification: second text column.", rich_help_panel=G_COLS)
-    ] = None,
-    label_column: Annotated[
-        str | None, typer.Option(help="Classification: label column.", rich_help_panel=G_COLS)
-    ] = None,
-    tokens_column: Annotated[
-        str | None, typer.Option(help="NER: tokens column.", rich_help_panel=G_COLS)
-    ] = None,
-    tags_column: Annotated[str | None, typer.Option(help="NER: tags column.", rich_help_panel=G_COLS)] = None,
-    question_column: Annotated[
-        str | None, typer.Option(help="QA: question column.", rich_help_panel=G_COLS)
-    ] = None,
-    context_column: Annotated[
-        str | None, typer.Option(help="QA: context column.", rich_help_panel=G_COLS)
-    ] = None,
-    answers_column: Annotated[
-        str | None, typer.Option(help="QA: answers column.", rich_help_panel=G_COLS)
-    ] = None,
-    source_column: Annotated[
-        str | None, typer.Option(help="Seq2seq: source column.", rich_help_panel=G_COLS)
-    ] = None,
-    target_column: Annotated[
-        str | None, typer.Option(help="Seq2seq: target column.", rich_help_panel=G_COLS)
-    ] = None,
-    path_column: Annotated[
-        str | None, typer.Option(help="Audio/images: file column of a manifest.", rich_help_panel=G_COLS)
-    ] = None,
-    transcription_column: Annotated[
-        str | None, typer.Option(help="ASR: transcription column.", rich_help_panel=G_COLS)
-    ] = None,
+    text_column: TextCol = None,
+    text_pair_column: TextPairCol = None,
+    label_column: LabelCol = None,
+    tokens_column: TokensCol = None,
+    tags_column: TagsCol = None,
+    question_column: QuestionCol = None,
+    context_column: ContextCol = None,
+    answers_column: AnswersCol = None,
+    source_column: SourceCol = None,
+    target_column: TargetCol = None,
+    path_column: PathCol = None,
+    transcription_column: TranscriptionCol = None,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Audio/images: stop at an unreadable file instead of skipping it."),
@@ -111,19 +105,7 @@ def evaluate(
     saved = Path(ref).expanduser() / "recipe.yaml"
     if saved.is_file():  # a tasktool-trained folder: evaluate with its own settings (stride, label names)
         recipe.update(read_yaml(saved))
-    columns = {
-        "text": text_column,
-        "text_pair": text_pair_column,
-        "label": label_column,
-        "tokens": tokens_column,
-        "tags": tags_column,
-        "question": question_column,
-        "context": context_column,
-        "answers": answers_column,
-        "source": source_column,
-        "target": target_column,
-    }
-    columns.update(path=path_column, transcription=transcription_column)
+    columns = column_map(locals())
     if strict:
         recipe["strict"] = True
     recipe["allow_absolute_paths"] = allow_absolute_paths  # this command's flag, never the saved recipe's

@@ -6,7 +6,24 @@ from typing import Annotated
 
 import typer
 
-from tasktool.cli.common import ModelOpt, QuietOpt, TaskArg
+from tasktool.cli.common import (
+    AnswersCol,
+    ContextCol,
+    LabelCol,
+    ModelOpt,
+    PathCol,
+    QuestionCol,
+    QuietOpt,
+    SourceCol,
+    TagsCol,
+    TargetCol,
+    TaskArg,
+    TextCol,
+    TextPairCol,
+    TokensCol,
+    TranscriptionCol,
+    column_map,
+)
 
 HELP = """Fine-tune a model for a task; the folder it writes works with `tasktool infer` and `evaluate`.
 
@@ -107,53 +124,18 @@ def finetune(
             rich_help_panel=G_TRAIN,
         ),
     ] = False,
-    text_column: Annotated[
-        str | None,
-        typer.Option(help="Classification: text column (default sentence/text).", rich_help_panel=G_COLS),
-    ] = None,
-    text_pair_column: Annotated[
-        str | None,
-        typer.Option(
-            help="Classification: second text of a pair (default sentence2).", rich_help_panel=G_COLS
-        ),
-    ] = None,
-    label_column: Annotated[
-        str | None, typer.Option(help="Classification: label column (default label).", rich_help_panel=G_COLS)
-    ] = None,
-    tokens_column: Annotated[
-        str | None,
-        typer.Option(help="NER: token list column (default tokens/words).", rich_help_panel=G_COLS),
-    ] = None,
-    tags_column: Annotated[
-        str | None, typer.Option(help="NER: tag list column (default ner_tags/ner).", rich_help_panel=G_COLS)
-    ] = None,
-    question_column: Annotated[
-        str | None, typer.Option(help="QA: question column.", rich_help_panel=G_COLS)
-    ] = None,
-    context_column: Annotated[
-        str | None, typer.Option(help="QA: context column.", rich_help_panel=G_COLS)
-    ] = None,
-    answers_column: Annotated[
-        str | None, typer.Option(help="QA: answers column ({text, answer_start}).", rich_help_panel=G_COLS)
-    ] = None,
-    source_column: Annotated[
-        str | None,
-        typer.Option(help="Seq2seq: source text column (default document/source).", rich_help_panel=G_COLS),
-    ] = None,
-    target_column: Annotated[
-        str | None,
-        typer.Option(help="Seq2seq: target text column (default summary/target).", rich_help_panel=G_COLS),
-    ] = None,
-    path_column: Annotated[
-        str | None,
-        typer.Option(
-            help="Audio/images: file column of a manifest (default file_name/path).", rich_help_panel=G_COLS
-        ),
-    ] = None,
-    transcription_column: Annotated[
-        str | None,
-        typer.Option(help="ASR: transcription column (default transcription/text).", rich_help_panel=G_COLS),
-    ] = None,
+    text_column: TextCol = None,
+    text_pair_column: TextPairCol = None,
+    label_column: LabelCol = None,
+    tokens_column: TokensCol = None,
+    tags_column: TagsCol = None,
+    question_column: QuestionCol = None,
+    context_column: ContextCol = None,
+    answers_column: AnswersCol = None,
+    source_column: SourceCol = None,
+    target_column: TargetCol = None,
+    path_column: PathCol = None,
+    transcription_column: TranscriptionCol = None,
     max_audio_seconds: Annotated[
         float | None,
         typer.Option(
@@ -201,19 +183,7 @@ def finetune(
     flags.update(max_audio_seconds=max_audio_seconds, strict=True if strict else None)
     flags["allow_absolute_paths"] = True if allow_absolute_paths else None
     resolved = resolve_recipe(spec.name, recipe, flags, list(overrides or []))
-    columns = {
-        "text": text_column,
-        "text_pair": text_pair_column,
-        "label": label_column,
-        "tokens": tokens_column,
-        "tags": tags_column,
-        "question": question_column,
-        "context": context_column,
-        "answers": answers_column,
-        "source": source_column,
-        "target": target_column,
-    }
-    columns.update(path=path_column, transcription=transcription_column)
+    columns = column_map(locals())
     from tasktool.training.data import Source
 
     train_src = Source(data) if data else Source(dataset, train_split)
