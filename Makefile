@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # CPU wheel by default (it lies on local disk here); GPU users: make install TORCH_SPEC="torch"
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# make bench BENCH_ARGS=--quick: a short benchmark run
+BENCH_ARGS ?=
 
 .PHONY: install test lint format demo bench smoke clean
 
@@ -32,7 +34,7 @@ demo: install
 	$(BIN)/python -m tasktool.demo
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 smoke: install
 	$(BIN)/tasktool smoke

@@ -37,6 +37,20 @@ class Predictor:
         """Decode/tokenize one input. Raise ItemError for a bad item."""
         return payload
 
+    def prepare_many(self, payloads: list[Any]) -> list[Any]:
+        """Prepare a window of inputs at once; a bad item's slot holds its ItemError instead.
+
+        The default calls prepare per item; text predictors override it to tokenize a whole
+        window in one batched call (the per-call overhead is most of a short input's cost).
+        """
+        out: list[Any] = []
+        for payload in payloads:
+            try:
+                out.append(self.prepare(payload))
+            except ItemError as exc:
+                out.append(exc)
+        return out
+
     def length(self, prepared: Any) -> int:
         """A cost estimate (tokens, samples, pixels) used to sort and to budget batches."""
         return 1
@@ -58,7 +72,8 @@ def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens
     for entry in order:
         longest_if = max(longest, entry[2])
         if batch and (
-            len(batch) >= batch_size or (max_batch_tokens and longest_if * (len(batch) + 1) > max_batch_tokens)
+            len(batch) >= batch_size
+            or (max_batch_tokens and longest_if * (len(batch) + 1) > max_batch_tokens)
         ):
             yield batch
             batch, longest_if = [], entry[2]
@@ -72,8 +87,11 @@ class Interrupted(TaskToolError):
     def __init__(self):
         from tasktool.errors import INTERRUPTED
 
-        super().__init__("interrupted", "finished records were written; rerun with --resume to continue",
-                         exit_code=INTERRUPTED)
+        super().__init__(
+            "interrupted",
+            "finished records were written; rerun with --resume to continue",
+            exit_code=INTERRUPTED,
+        )
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -82,8 +100,15 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class Engine:
-    def __init__(self, predictor: Predictor, batch_size: int = 8, max_batch_tokens: int | None = None,
-                 window: int | None = None, on_error: str = "raise", on_batch=None):
+    def __init__(
+        self,
+        predictor: Predictor,
+        batch_size: int = 8,
+        max_batch_tokens: int | None = None,
+        window: int | None = None,
+        on_error: str = "raise",
+        on_batch=None,
+    ):
         if batch_size < 1:
             raise TaskToolError("--batch-size must be at least 1")
         self.predictor = predictor
@@ -104,8 +129,11 @@ class Engine:
 
     def _fail(self, item: Item, exc: ItemError, errors: dict, idx: int):
         if self.on_error == "raise":
-            raise TaskToolError(f"input {item.id!r}: {exc.message}", exc.hint or "fix it or pass --on-error skip",
-                                exit_code=exc.exit_code) from exc
+            raise TaskToolError(
+                f"input {item.id!r}: {exc.message}",
+                exc.hint or "fix it or pass --on-error skip",
+                exit_code=exc.exit_code,
+            ) from exc
         errors[idx] = exc.one_line()
 
     def _run_window(self, chunk: list[Item]) -> Iterator[dict]:
@@ -113,12 +141,13 @@ class Engine:
 
         errors: dict[int, str] = {}
         order = []
-        for idx, item in enumerate(chunk):
-            try:
-                prepared = self.predictor.prepare(item.payload)
-                order.append((idx, prepared, int(self.predictor.length(prepared))))
-            except ItemError as exc:
-                self._fail(item, exc, errors, idx)
+        prepared_all = self.predictor.prepare_many([item.payload for item in chunk])
+        length = self.predictor.length
+        for idx, (item, prepared) in enumerate(zip(chunk, prepared_all, strict=True)):
+            if isinstance(prepared, ItemError):
+                self._fail(item, prepared, errors, idx)
+            else:
+                order.append((idx, prepared, int(length(prepared))))
         order.sort(key=lambda e: e[2], reverse=True)  # longest first: the worst batch fails early
         results: dict[int, dict] = {}
         with torch.inference_mode():
@@ -129,7 +158,8 @@ class Engine:
                 if self.stop:
                     break
         for idx, item in enumerate(chunk):
-            if idx not in errors and idx not in results:  # stopped: only the finished, in-order prefix goes out
+            # stopped: only the finished, in-order prefix goes out
+            if idx not in errors and idx not in results:
                 raise Interrupted()
             record = {"id": item.id, "input": item.shown()}
             if idx in errors:
@@ -157,7 +187,9 @@ class Engine:
 
             _empty_cache()
             half = len(batch) // 2
-            warn(f"out of memory on a batch of {len(batch)}: retrying as two batches of {half} and {len(batch) - half}")
+            warn(
+                f"out of memory on a batch of {len(batch)}: retrying as two batches of {half} and {len(batch) - half}"
+            )
             self._predict(batch[:half], results, errors, chunk)
             self._predict(batch[half:], results, errors, chunk)
             return

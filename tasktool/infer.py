@@ -46,8 +46,17 @@ def done_ids(output: Path) -> set:
     return ids
 
 
-def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "auto", resume: bool = False,
-                  on_error: str = "raise", quiet: bool = False, smoke: bool = False) -> int:
+def run_inference(
+    spec,
+    opts,
+    source,
+    output: Path | None = None,
+    fmt: str = "auto",
+    resume: bool = False,
+    on_error: str = "raise",
+    quiet: bool = False,
+    smoke: bool = False,
+) -> int:
     """Run `spec` over the inputs and write records; smoke: a shrunk model and the first few inputs."""
     from tasktool.engine import Engine
     from tasktool.io.readers import items_for
@@ -69,20 +78,36 @@ def run_inference(spec, opts, source, output: Path | None = None, fmt: str = "au
     skip = done_ids(output) if resume and output is not None else set()
     if skip:
         items = (item for item in items if json.dumps(item.id) not in skip)
+    from tasktool.distributed import group
+
+    procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
+    procs.barrier()  # every process has read the --resume ids before the main one appends
+    items = procs.shard(items)
+    opts.device = procs.device(opts.device)
     if smoke:
         from tasktool.smoke import shrunk_model, smoke_dir
 
         opts.model = str(shrunk_model(spec, opts.model, smoke_dir() / "model", opts.revision))
     predictor = build_predictor(spec, opts)
-    writer = open_writers(output, fmt, f"{spec.name} ({opts.model})", predictor.display, resume=resume)
-    progress = _progress(quiet)
-    engine = Engine(predictor, batch_size=opts.batch_size, max_batch_tokens=opts.max_batch_tokens,
-                    on_error=on_error, on_batch=progress.advance if progress else None)
+    if procs.is_main:
+        writer = open_writers(output, fmt, f"{spec.name} ({opts.model})", predictor.display, resume=resume)
+    else:
+        from tasktool.io.writers import Fanout
+
+        writer = Fanout([])  # the main process writes every record
+    progress = _progress(quiet or not procs.is_main)
+    engine = Engine(
+        predictor,
+        batch_size=opts.batch_size,
+        max_batch_tokens=opts.max_batch_tokens,
+        on_error=on_error,
+        on_batch=progress.advance if progress else None,
+    )
     count = errors = 0
     complete = False
     try:
         with _graceful_interrupt(engine):
-            for record in engine.run(items):
+            for record in procs.in_order(engine.run(items), engine.window):
                 writer.write(record)
                 count += 1
                 errors += "error" in record
@@ -137,8 +162,15 @@ def _progress(quiet: bool):
 
     from tasktool.console import err_console
 
-    progress = Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=err_console(), transient=True)
+    progress = Progress(
+        SpinnerColumn(),
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console(),
+        transient=True,
+    )
     task_id = progress.add_task("inferring", total=None)
     progress.start()
 

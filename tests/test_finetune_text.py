@@ -501,5 +501,7 @@ def test_no_experiment_tracker_is_enabled_by_default(tiny):
     assert args.train_sampling_strategy == "group_by_length"
     import torch
 
-    if not torch.cuda.is_available():  # CPU: exact fp32; GPUs get bf16/fp16 mixed precision
-        assert not args.bf16 and not args.fp16
+    from tasktool.training.trainer import cpu_has_native_bf16
+
+    if not torch.cuda.is_available():  # CPU: bf16 autocast where the CPU has bf16 units, else exact fp32
+        assert args.bf16 == cpu_has_native_bf16() and not args.fp16

@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from tasktool.errors import FAILURE, INTERRUPTED, USAGE, TaskToolError
 
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):  # accelerate launch / torchrun: CPU-only DDP setup
+        from tasktool.distributed import prepare_env
+
+        prepare_env()
+
     try:
         code = app(args=argv, standalone_mode=False, prog_name="tasktool")
         sys.exit(code if isinstance(code, int) else 0)

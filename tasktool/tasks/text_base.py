@@ -16,13 +16,21 @@ class TextPredictor(Predictor):
         from tasktool import runtime
 
         self.spec, self.opts = spec, opts
-        self.tokenizer = runtime.load_tokenizer(opts.model, revision=opts.revision,
-                                                trust_remote_code=opts.trust_remote_code)
+        self.tokenizer = runtime.load_tokenizer(
+            opts.model, revision=opts.revision, trust_remote_code=opts.trust_remote_code
+        )
         self.tokenizer.padding_side = self.padding_side
-        self.model = runtime.load_model(spec, opts.model, revision=opts.revision, device=opts.device,
-                                        dtype=opts.dtype, trust_remote_code=opts.trust_remote_code,
-                                        auto_class=self.auto_class, allow_pickle=opts.allow_pickle,
-                                        **model_kwargs)
+        self.model = runtime.load_model(
+            spec,
+            opts.model,
+            revision=opts.revision,
+            device=opts.device,
+            dtype=opts.dtype,
+            trust_remote_code=opts.trust_remote_code,
+            auto_class=self.auto_class,
+            allow_pickle=opts.allow_pickle,
+            **model_kwargs,
+        )
         self.device = self.model.device
         if opts.compile:
             import torch
@@ -38,13 +46,64 @@ class TextPredictor(Predictor):
     def prepare(self, payload):
         return self.tokenize(payload)
 
+    # Subclasses whose prepare(str) is exactly tokenize(str) set this (or inherit prepare) to get
+    # one batched tokenizer call per window instead of one call per input.
+    batch_tokenize: bool = False
+
+    def prepare_many(self, payloads: list) -> list:
+        if not (self.batch_tokenize or type(self).prepare is TextPredictor.prepare):
+            return super().prepare_many(payloads)
+        out: list = [None] * len(payloads)
+        texts, where = [], []
+        for i, payload in enumerate(payloads):
+            if isinstance(payload, str) and payload.strip():
+                texts.append(payload)
+                where.append(i)
+            else:  # pairs (dicts) and bad items take the one-by-one path, with its errors
+                try:
+                    out[i] = self.prepare(payload)
+                except ItemError as exc:
+                    out[i] = exc
+        if texts:
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+            columns = [(k, enc[k]) for k in enc.keys()]
+            for j, i in enumerate(where):
+                out[i] = {k: v[j] for k, v in columns}
+        return out
+
     def length(self, prepared) -> int:
         return len(prepared["input_ids"])
 
     def collate(self, batch: list[dict], keys=("input_ids", "attention_mask", "token_type_ids")):
-        features = [{k: f[k] for k in keys if k in f} for f in batch]
-        padded = self.tokenizer.pad(features, return_tensors="pt")
-        return {k: v.to(self.device) for k, v in padded.items()}
+        """Pad a batch to its longest item, straight into int64 arrays (tokenizer.pad is slow on lists)."""
+        import numpy as np
+        import torch
+
+        tok = self.tokenizer
+        present = [k for k in keys if k in batch[0]]
+        if tok.pad_token_id is None or any(k not in f for f in batch for k in present):
+            features = [{k: f[k] for k in keys if k in f} for f in batch]
+            padded = tok.pad(features, return_tensors="pt")  # raises its own clear error without a pad token
+            return {k: v.to(self.device) for k, v in padded.items()}
+        fill = {
+            "input_ids": tok.pad_token_id,
+            "attention_mask": 0,
+            "token_type_ids": tok.pad_token_type_id or 0,
+        }
+        lengths = [len(f["input_ids"]) for f in batch]
+        longest = max(lengths)
+        left = tok.padding_side == "left"
+        out = {}
+        for key in present:
+            arr = np.full((len(batch), longest), fill.get(key, 0), dtype=np.int64)
+            for row, (f, n) in enumerate(zip(batch, lengths, strict=True)):
+                if left:
+                    arr[row, longest - n :] = f[key]
+                else:
+                    arr[row, :n] = f[key]
+            tensor = torch.from_numpy(arr)
+            out[key] = tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=True)
+        return out
 
 
 def model_max_length(tokenizer, config, fallback: int = 512) -> int:

