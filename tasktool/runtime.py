@@ -212,6 +212,21 @@ def load_model(
     return model
 
 
+def load_for_inference(spec, opts, auto_class: str | None = None, **kwargs):
+    """load_model with the infer command's options (model, revision, device, dtype, safety flags)."""
+    return load_model(
+        spec,
+        opts.model,
+        revision=opts.revision,
+        device=opts.device,
+        dtype=opts.dtype,
+        trust_remote_code=opts.trust_remote_code,
+        allow_pickle=opts.allow_pickle,
+        auto_class=auto_class,
+        **kwargs,
+    )
+
+
 def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
     from transformers import AutoTokenizer
 

@@ -92,3 +92,36 @@ def test_readers_return_every_row_in_order(tmp_path_factory, rows, fmt):
     assert [i.id for i in items] == list(range(len(rows)))
     expected = [r.rstrip("\r\n") for r in rows]
     assert [i.payload for i in items] == expected
+
+
+class RunsOutOfMemory(Predictor):
+    """Fails like a GPU out of memory on batches larger than `limit`."""
+
+    def __init__(self, limit: int):
+        self.limit, self.sizes = limit, []
+
+    def predict(self, batch):
+        self.sizes.append(len(batch))
+        if len(batch) > self.limit:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [{"echo": p} for p in batch]
+
+
+def test_out_of_memory_halves_the_batch_says_so_and_keeps_order(capsys):
+    predictor = RunsOutOfMemory(limit=2)
+    inputs = [f"item {i}" for i in range(9)]
+    records = list(Engine(predictor, batch_size=8).run(Item(i, t) for i, t in enumerate(inputs)))
+    assert [r["echo"] for r in records] == inputs
+    assert predictor.sizes[0] == 8 and max(s for s in predictor.sizes if s <= 2) == 2
+    assert "out of memory on a batch of 8" in capsys.readouterr().err
+
+
+def test_other_runtime_errors_are_not_retried():
+    class Broken(Predictor):
+        def predict(self, batch):
+            raise RuntimeError("shape mismatch")
+
+    import pytest
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        list(Engine(Broken(), batch_size=4).run(Item(i, "x") for i in range(3)))

@@ -24,15 +24,7 @@ class AudioClassification(Predictor):
             self.feature_extractor = AutoFeatureExtractor.from_pretrained(
                 ref, revision=opts.revision, trust_remote_code=opts.trust_remote_code
             )
-        self.model = runtime.load_model(
-            spec,
-            opts.model,
-            revision=opts.revision,
-            device=opts.device,
-            dtype=opts.dtype,
-            trust_remote_code=opts.trust_remote_code,
-            allow_pickle=opts.allow_pickle,
-        )
+        self.model = runtime.load_for_inference(spec, opts)
         self.device = self.model.device
         self.dtype = next(self.model.parameters()).dtype
         if opts.compile:

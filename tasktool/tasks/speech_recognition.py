@@ -77,16 +77,7 @@ class SpeechRecognition(Predictor):
                 "save the processor next to the model (processor.save_pretrained)",
             )
         auto_class = "AutoModelForCTC" if self.kind == "ctc" else "AutoModelForSpeechSeq2Seq"
-        self.model = runtime.load_model(
-            spec,
-            opts.model,
-            revision=opts.revision,
-            device=opts.device,
-            dtype=opts.dtype,
-            trust_remote_code=opts.trust_remote_code,
-            allow_pickle=opts.allow_pickle,
-            auto_class=auto_class,
-        )
+        self.model = runtime.load_for_inference(spec, opts, auto_class=auto_class)
         self.device = self.model.device
         self.dtype = next(self.model.parameters()).dtype
         if opts.compile:

@@ -20,17 +20,7 @@ class TextPredictor(Predictor):
             opts.model, revision=opts.revision, trust_remote_code=opts.trust_remote_code
         )
         self.tokenizer.padding_side = self.padding_side
-        self.model = runtime.load_model(
-            spec,
-            opts.model,
-            revision=opts.revision,
-            device=opts.device,
-            dtype=opts.dtype,
-            trust_remote_code=opts.trust_remote_code,
-            auto_class=self.auto_class,
-            allow_pickle=opts.allow_pickle,
-            **model_kwargs,
-        )
+        self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
         self.device = self.model.device
         if opts.compile:
             import torch

@@ -29,15 +29,7 @@ class VisionPredictor(Predictor):
         self.processor = load_image_processor(
             opts.model, revision=opts.revision, trust_remote_code=opts.trust_remote_code
         )
-        self.model = runtime.load_model(
-            spec,
-            opts.model,
-            revision=opts.revision,
-            device=opts.device,
-            dtype=opts.dtype,
-            trust_remote_code=opts.trust_remote_code,
-            allow_pickle=opts.allow_pickle,
-        )
+        self.model = runtime.load_for_inference(spec, opts)
         self.device, self.dtype = self.model.device, self.model.dtype
         if opts.compile:
             import torch
