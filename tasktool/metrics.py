@@ -1,4 +1,4 @@
-"""Offline metrics, computed with the metric libraries directly (`evaluate.load()` needs the Hub).
+"""Offline metrics, computed with the metric libraries directly (the `evaluate` library fetches metric scripts from the Hub).
 
 Every function takes plain Python lists and returns a flat dict of floats, so `tasktool evaluate`,
 the trainers and the tests share one implementation.
