@@ -131,8 +131,14 @@ def smoke_recipe(recipe: dict) -> dict:
     return recipe
 
 
-def smoke_dir(prefix: str = "tasktool-smoke-") -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
+def smoke_dir(prefix: str = "tasktool-smoke-", keep: bool = False) -> Path:
+    """A temporary folder for a smoke run; removed when the process ends unless `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if not keep:
+        import atexit
+
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 # ---------------------------------------------------------------- `tasktool smoke`

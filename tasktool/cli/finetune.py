@@ -193,7 +193,7 @@ def finetune(
     if smoke:
         from tasktool.smoke import shrunk_model, smoke_dir, smoke_recipe
 
-        tmp = smoke_dir()
+        tmp = smoke_dir(keep=not output_dir)  # a smoke run's output stays for a look
         smoke_recipe(resolved)
         base = model or resolved.get("model") or spec.default_model
         model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision")))
