@@ -92,6 +92,20 @@ def _save_tokenizer(tok, out: Path, max_length: int, **special):
     return fast
 
 
+def _encoder_decoder_sizes(max_length: int) -> dict:
+    """The tiny sizes BART and Marian share (same config field names)."""
+    return dict(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=max_length,
+    )
+
+
 def build(
     task: str,
     family: str,
@@ -152,14 +166,7 @@ def build(
         )
         config = tf.BartConfig(
             vocab_size=len(fast),
-            d_model=32,
-            encoder_layers=2,
-            decoder_layers=2,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            max_position_embeddings=max_length,
+            **_encoder_decoder_sizes(max_length),
             pad_token_id=fast.pad_token_id,
             bos_token_id=fast.bos_token_id,
             eos_token_id=fast.eos_token_id,
@@ -186,14 +193,7 @@ def build(
         else:
             config = tf.MarianConfig(
                 vocab_size=len(fast),
-                d_model=32,
-                encoder_layers=2,
-                decoder_layers=2,
-                encoder_attention_heads=2,
-                decoder_attention_heads=2,
-                encoder_ffn_dim=64,
-                decoder_ffn_dim=64,
-                max_position_embeddings=max_length,
+                **_encoder_decoder_sizes(max_length),
                 pad_token_id=fast.pad_token_id,
                 eos_token_id=fast.eos_token_id,
                 decoder_start_token_id=fast.pad_token_id,
