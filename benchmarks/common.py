@@ -128,3 +128,35 @@ def agreement(a: list, b: list) -> float:
     if not a:
         return 1.0
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def arithmetic_floor(model, token_counts: list[int], rows: int = 2048, repeats: int = 5) -> dict:
+    """The fastest a float32 run could go: FLOPs of the real tokens over this machine's matmul speed.
+
+    Every Linear of the model runs on a [rows, in_features] input to measure the matmul speed with the
+    model's own shapes; FLOPs count the Linears (2 x in x out per token) plus attention scores and
+    mixing (4 x length^2 x hidden per layer and sequence). No padding, no other op: nothing real reaches it.
+    """
+    import torch
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    per_token = sum(2 * m.in_features * m.out_features for m in linears)
+    cfg = model.config
+    attention = sum(4 * n * n * cfg.hidden_size * cfg.num_hidden_layers for n in token_counts)
+    total = per_token * sum(token_counts) + attention
+    inputs = {m.in_features: torch.randn(rows, m.in_features) for m in linears}
+    with torch.inference_mode():
+        for m in linears:  # warm-up
+            m(inputs[m.in_features])
+        start = time.perf_counter()
+        for _ in range(repeats):
+            for m in linears:
+                m(inputs[m.in_features])
+        seconds = (time.perf_counter() - start) / repeats
+    gflops = per_token * rows / seconds / 1e9
+    return {
+        "matmul_gflop_s": gflops,
+        "tokens": sum(token_counts),
+        "gflop": total / 1e9,
+        "items_per_s": len(token_counts) / (total / 1e9 / gflops),
+    }

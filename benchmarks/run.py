@@ -121,6 +121,11 @@ def bench_task(
         else:
             keys[name] = out
     result = {"items": n, "batch_size": args.batch_size, "attn_implementation": attn, "runs": runs}
+    floor = common.arithmetic_floor(model32, token_counts(tok, payloads))
+    result["fp32_floor"] = floor
+    for name, run in runs.items():
+        if "bf16" not in name:
+            run["of_fp32_floor"] = run["items_per_s"] / floor["items_per_s"]
     pipes = {k: v for k, v in runs.items() if k.startswith("pipeline")}
     if pipes:
         best = max(pipes, key=lambda k: pipes[k]["items_per_s"])
@@ -143,6 +148,19 @@ def bench_task(
         )
         result["token_agreement_bf16_vs_fp32"] = token_label_agreement(model_path, payloads, args.batch_size)
     return result
+
+
+def token_counts(tokenizer, payloads: list) -> list[int]:
+    if payloads and isinstance(payloads[0], dict):
+        enc = tokenizer(
+            [p["question"] for p in payloads],
+            [p["context"] for p in payloads],
+            truncation="only_second",
+            max_length=512,
+        )
+    else:
+        enc = tokenizer(payloads, truncation=True, max_length=512)
+    return [len(ids) for ids in enc["input_ids"]]
 
 
 def token_label_agreement(model_path: Path, texts: list[str], batch_size: int) -> float:
@@ -492,6 +510,22 @@ def print_report(results: dict) -> None:
         ):
             if k in r:
                 print(f"   {k.replace('_', ' ')}: {100 * r[k]:.2f}%")
+        floor = r.get("fp32_floor")
+        if floor:
+            print(
+                f"   fp32 arithmetic floor: {floor['items_per_s']:.1f} items/s ({floor['gflop']:.0f} GFLOP of "
+                f"{floor['tokens']} real tokens at the measured {floor['matmul_gflop_s']:.0f} GFLOP/s matmul speed)"
+            )
+            shares = [
+                f"{name} {100 * run['of_fp32_floor']:.0f}%"
+                for name, run in r["runs"].items()
+                if "of_fp32_floor" in run and (name == r.get("pipeline_best") or "pipeline" not in name)
+            ]
+            line = "   share of the floor reached: " + ", ".join(shares)
+            if r.get("pipeline_best"):
+                need = 2.2 * r["runs"][r["pipeline_best"]]["of_fp32_floor"]
+                line += f"; 2.2x the pipeline's best = {100 * need:.0f}% of the floor"
+            print(line)
     ft = results.get("finetune")
     if ft:
         print("\n== fine-tuning (text-classification, MiniLM)")

@@ -181,6 +181,7 @@ def load_model(
     **kwargs,
 ):
     """Load `ref` with the task's Auto class on the chosen device and dtype."""
+    import torch
     import transformers
 
     ref = check_model_ref(ref)
@@ -209,7 +210,33 @@ def load_model(
     model.to(dev)
     if not for_training:
         model.eval()
+        if torch_dtype in (torch.bfloat16, torch.float16):
+            keep_head_float32(model)
     return model
+
+
+# The small task heads of the Auto*For*Classification / QA models, by the attribute name transformers uses.
+HEAD_NAMES = ("classifier", "qa_outputs", "score")
+
+
+def keep_head_float32(model) -> str | None:
+    """In bf16/fp16 inference, run the task head in float32.
+
+    Logits rounded to 8 mantissa bits tie or swap where float32 would not (random or weakly trained
+    heads give close logits); the head is a few thousand weights, so float32 costs nothing measurable.
+    Returns the head's name, or None when the model has no small head of a known name.
+    """
+    import torch
+
+    for name in HEAD_NAMES:
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module) and sum(p.numel() for p in head.parameters()) <= 8_000_000:
+            head.float()
+            head.register_forward_pre_hook(
+                lambda _module, args: tuple(a.float() if torch.is_floating_point(a) else a for a in args)
+            )
+            return name
+    return None
 
 
 def load_for_inference(spec, opts, auto_class: str | None = None, **kwargs):
