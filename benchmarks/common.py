@@ -160,3 +160,28 @@ def arithmetic_floor(model, token_counts: list[int], rows: int = 2048, repeats: 
         "gflop": total / 1e9,
         "items_per_s": len(token_counts) / (total / 1e9 / gflops),
     }
+
+
+def eval_loss(model_dir, texts: list[str], labels: list[str], batch_size: int = 32) -> float:
+    """Mean cross-entropy of a saved classifier on held-out texts, computed the same way for every path."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    targets = torch.tensor([model.config.label2id[label] for label in labels])
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
+            logits = model(**batch).logits.float()
+            total += torch.nn.functional.cross_entropy(
+                logits, targets[start : start + batch_size], reduction="sum"
+            ).item()
+    return total / len(texts)

@@ -258,7 +258,7 @@ def section_finetune(args, work: Path):
 
     base = offline_base_model()
     texts = common.sentences(args.train_items, seed=7, lo=5, hi=120)
-    evals = common.sentences(64, seed=8, lo=5, hi=120)
+    evals = common.sentences(256, seed=8, lo=5, hi=120)
 
     def label(t: str) -> str:  # a learnable rule, so the loss really falls
         return (
@@ -307,7 +307,7 @@ def section_finetune(args, work: Path):
             "--lr",
             "5e-5",
             "--seed",
-            "42",
+            str(42 + rep),
             "max_length=256",
             "warmup_ratio=0.1",
             "weight_decay=0.01",
@@ -326,6 +326,7 @@ def section_finetune(args, work: Path):
                 "samples_per_s": train["train_examples"] / train["train_runtime_s"],
                 "train_loss": train["train_loss"],
                 "runtime_s": train["train_runtime_s"],
+                "eval_loss": common.eval_loss(out, evals, [label(t) for t in evals]),
             }
         )
         log(f"  finetune: tasktool run {rep + 1} done ({train['train_runtime_s']} s)")
@@ -336,24 +337,42 @@ def section_finetune(args, work: Path):
                 str(work / "train.csv"),
                 base,
                 str(work / f"hf-{rep}"),
-                json.dumps(settings),
+                json.dumps({**settings, "seed": 42 + rep}),
             ],
             env,
         )
         if proc.returncode != 0:
             return {"skipped": f"baseline Trainer failed: {proc.stderr.strip().splitlines()[-1:]}"}
-        runs["default Trainer"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        baseline = json.loads(proc.stdout.strip().splitlines()[-1])
+        baseline["eval_loss"] = common.eval_loss(work / f"hf-{rep}", evals, [label(t) for t in evals])
+        runs["default Trainer"].append(baseline)
         log(f"  finetune: default Trainer run {rep + 1} done")
     result: dict = {"train_items": args.train_items, "settings": settings, "runs": {}}
     for name, rs in runs.items():
         sps = sorted(r["samples_per_s"] for r in rs)
         losses = [r["train_loss"] for r in rs]
+        evals_ = [r["eval_loss"] for r in rs]
         result["runs"][name] = {
             "samples_per_s": sps[len(sps) // 2],
             "all_samples_per_s": sps,
             "train_loss": sorted(losses)[len(losses) // 2],
             "all_train_loss": losses,
+            "eval_loss": sorted(evals_)[len(evals_) // 2],
+            "all_eval_loss": evals_,
         }
+    # each repeat uses its own seed (head initialisation, data order, dropout): the spread of one path's
+    # losses is the noise the two paths' losses are compared against
+    import statistics
+
+    for kind in ("train", "eval"):
+        ours, theirs = (
+            result["runs"][k][f"all_{kind}_loss"] for k in ("tasktool finetune", "default Trainer")
+        )
+        result[f"{kind}_loss_gap"] = statistics.mean(ours) - statistics.mean(theirs)
+        result[f"{kind}_loss_noise"] = max(
+            statistics.pstdev(ours) if len(ours) > 1 else 0.0,
+            statistics.pstdev(theirs) if len(theirs) > 1 else 0.0,
+        )
     result["x_default_trainer"] = (
         result["runs"]["tasktool finetune"]["samples_per_s"]
         / result["runs"]["default Trainer"]["samples_per_s"]
@@ -537,10 +556,20 @@ def print_report(results: dict) -> None:
             )
             for name, run in ft["runs"].items():
                 print(
-                    f"   {name:<18} {run['samples_per_s']:8.1f} samples/s   mean train loss {run['train_loss']:.4f}"
-                    f"  (losses {[round(x, 4) for x in run['all_train_loss']]})"
+                    f"   {name:<18} {run['samples_per_s']:8.1f} samples/s   train loss "
+                    f"{[round(x, 4) for x in run['all_train_loss']]}   held-out loss "
+                    f"{[round(x, 4) for x in run.get('all_eval_loss', [])]}"
                 )
             print(f"   tasktool finetune / default Trainer: {ft['x_default_trainer']:.2f}x")
+            for kind, what in (
+                ("train", "mean training loss of the epoch"),
+                ("eval", "held-out loss after it"),
+            ):
+                if f"{kind}_loss_gap" in ft:
+                    print(
+                        f"   {what}: tasktool - Trainer = {ft[f'{kind}_loss_gap']:+.4f} (mean over seeds); "
+                        f"seed-to-seed std {ft[f'{kind}_loss_noise']:.4f}"
+                    )
     st = results.get("startup")
     if st:
         print("\n== start-up")

@@ -195,7 +195,7 @@ def test_minilm_ner_on_conll_and_qa_on_squad_lower_their_loss(cli, tmp_path):
         "--batch-size",
         "64",
         "--lr",
-        "1e-4",
+        "2e-4",  # 1e-4 ended at 0.90x after 4 steps: too close to the bar to say anything
         "max_length=96",
         "stride=32",
         "max_train_samples=6",

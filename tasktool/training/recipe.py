@@ -31,6 +31,16 @@ FIELDS: dict[str, tuple[type, str]] = {
     "max_grad_norm": (float, "gradient clipping"),
     "seed": (int, "random seed (data order, head initialisation, held-out split)"),
     "precision": (str, "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16, fp16"),
+    "optimizer": (
+        str,
+        "auto (AdamW with torch's fused kernel where it has one), or a TrainingArguments optim name "
+        "(adamw_torch, adafactor, sgd, ...)",
+    ),
+    "fast_dropout": (
+        bool,
+        "CPU training: dropout masks from 16 random bits each and attention without SDPA's slow dropout "
+        "path (same distribution, 1.6x faster steps); false: torch's own dropout",
+    ),
     "group_by_length": (bool, "batch examples of similar length together (less padding)"),
     # evaluation / checkpoints / logging
     "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
@@ -90,6 +100,7 @@ SYNONYMS = {
     "lr_scheduler_type": "lr_scheduler",
     "warmup": "warmup_ratio",
     "warmup_steps": "warmup_ratio",
+    "optim": "optimizer",
     "fp16": "precision",
     "bf16": "precision",
     "model_name_or_path": "model",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, nearest
 from tasktool.training import data as D
 from tasktool.training.artifacts import fsync
 
@@ -212,6 +212,7 @@ class TaskTrainer:
             report_to=report,
             disable_tqdm=True,
             train_sampling_strategy="group_by_length" if r.get("group_by_length") else "random",
+            optim=optimizer_name(r.get("optimizer") or "auto"),
             dataloader_num_workers=0,
             dataloader_pin_memory=_cuda(),
             remove_unused_columns=True,
@@ -228,7 +229,7 @@ class TaskTrainer:
         model: str | None = None,
         resume: bool = False,
     ) -> dict:
-        from tasktool.training import artifacts
+        from tasktool.training import artifacts, fast_dropout
 
         out = Path(output_dir).expanduser()
         if out.is_symlink():  # the final swap renames folders: work on the real one, keep the link
@@ -276,6 +277,9 @@ class TaskTrainer:
         if not resume:
             log_path.unlink(missing_ok=True)  # several processes may get here at once
         args = self.training_arguments(ckpt_dir, out / "runs", has_eval=bool(eval_features))
+        cheap_dropout = None
+        if args.device.type == "cpu" and self.recipe.get("fast_dropout", True) is not False:
+            cheap_dropout = fast_dropout.install(hf_model)
         callbacks = [JsonlLogCallback(log_path, resumed_from=_step_of(last) if last else None)]
         progress = ProgressCallback(quiet=self.quiet)
         callbacks.append(progress)
@@ -299,6 +303,8 @@ class TaskTrainer:
             result = trainer.train(resume_from_checkpoint=str(last) if last else None)
         finally:
             progress.stop()
+            if cheap_dropout:
+                fast_dropout.uninstall(hf_model, cheap_dropout)
         self._say(f"[bold]3/4[/bold] saving the model to {out}")
         # everything goes into a hidden sibling folder first, which then replaces `out` in one rename:
         # a folder that has config.json and metrics.json is a whole model, never half of one
@@ -401,6 +407,28 @@ def precision_flags(name: str) -> dict:
     if name == "fp16" and not cuda:
         raise TaskToolError("precision fp16 needs a CUDA GPU", "use precision=bf16, auto or fp32 on CPU")
     return {"bf16": name == "bf16", "fp16": name == "fp16", **({} if cuda else {"use_cpu": True})}
+
+
+def optimizer_name(name: str) -> str:
+    """'auto' is AdamW with torch's fused kernel (one pass over all parameters instead of a loop of
+    small ops): the same update, measured 71 -> 15 ms per step for MiniLM on 2 CPU cores (+11%
+    samples/s). Fused AdamW exists on CPU and CUDA in torch >= 2.4; elsewhere it is plain AdamW."""
+    import torch
+    from transformers.training_args import OptimizerNames
+
+    if name != "auto":
+        valid = [o.value for o in OptimizerNames]
+        if name not in valid:
+            guess = nearest(name, valid)
+            raise TaskToolError(
+                f"unknown optimizer '{name}'",
+                f"use auto or one of transformers' optim names, e.g. {guess[0] if guess else 'adamw_torch'}",
+            )
+        return name
+    if torch.backends.mps.is_available() and not torch.cuda.is_available():
+        return "adamw_torch"
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    return "adamw_torch_fused" if (major, minor) >= (2, 4) else "adamw_torch"
 
 
 def cpu_has_native_bf16() -> bool:
