@@ -281,10 +281,15 @@ def section_finetune(args, work: Path):
         "weight_decay": 0.01,
         "seed": 42,
     }
-    runs: dict[str, list[dict]] = {"tasktool finetune": [], "default Trainer": []}
+    # tasktool's defaults, and the same with random batches (group_by_length=false): length-grouped
+    # batches are the speed-up that can change what is learnt, so its cost is measured next to it
+    variants = {"tasktool finetune": [], "tasktool, random batches": ["group_by_length=false"]}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    runs["default Trainer"] = []
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    for rep in range(args.finetune_repeats):
-        out = work / f"ft-{rep}"
+    scores = [label(t) for t in evals]
+
+    def tasktool_run(out: Path, seed: int, overrides: list[str]) -> dict:
         cmd = [
             sys.executable,
             "-m",
@@ -307,46 +312,57 @@ def section_finetune(args, work: Path):
             "--lr",
             "5e-5",
             "--seed",
-            str(42 + rep),
+            str(seed),
             "max_length=256",
             "warmup_ratio=0.1",
             "weight_decay=0.01",
             # like the baseline: no checkpoint or evaluation inside the timed training loop
             "save_steps=1000000",
             "eval_steps=1000000",
+            *overrides,
         ]
         proc = _run(cmd, env)
         if proc.returncode != 0:
-            return {"skipped": f"tasktool finetune failed: {proc.stderr.strip().splitlines()[-1:]}"}
-        metrics = json.loads((out / "metrics.json").read_text())
-        recipe = (out / "recipe.yaml").read_text()
-        train = metrics["train"]
-        runs["tasktool finetune"].append(
-            {
-                "samples_per_s": train["train_examples"] / train["train_runtime_s"],
-                "train_loss": train["train_loss"],
-                "runtime_s": train["train_runtime_s"],
-                "eval_loss": common.eval_loss(out, evals, [label(t) for t in evals]),
-            }
-        )
-        log(f"  finetune: tasktool run {rep + 1} done ({train['train_runtime_s']} s)")
-        proc = _run(
-            [
-                sys.executable,
-                str(Path(__file__).parent / "trainer_baseline.py"),
-                str(work / "train.csv"),
-                base,
-                str(work / f"hf-{rep}"),
-                json.dumps({**settings, "seed": 42 + rep}),
-            ],
-            env,
-        )
+            raise RuntimeError(f"tasktool finetune failed: {proc.stderr.strip().splitlines()[-1:]}")
+        train = json.loads((out / "metrics.json").read_text())["train"]
+        return {
+            "samples_per_s": train["train_examples"] / train["train_runtime_s"],
+            "train_loss": train["train_loss"],
+            "runtime_s": train["train_runtime_s"],
+            "eval_loss": common.eval_loss(out, evals, scores),
+        }
+
+    def baseline_run(out: Path, seed: int) -> dict:
+        script = str(Path(__file__).parent / "trainer_baseline.py")
+        cmd = [
+            sys.executable,
+            script,
+            str(work / "train.csv"),
+            base,
+            str(out),
+            json.dumps({**settings, "seed": seed}),
+        ]
+        proc = _run(cmd, env)
         if proc.returncode != 0:
-            return {"skipped": f"baseline Trainer failed: {proc.stderr.strip().splitlines()[-1:]}"}
-        baseline = json.loads(proc.stdout.strip().splitlines()[-1])
-        baseline["eval_loss"] = common.eval_loss(work / f"hf-{rep}", evals, [label(t) for t in evals])
-        runs["default Trainer"].append(baseline)
-        log(f"  finetune: default Trainer run {rep + 1} done")
+            raise RuntimeError(f"baseline Trainer failed: {proc.stderr.strip().splitlines()[-1:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["eval_loss"] = common.eval_loss(out, evals, scores)
+        return result
+
+    recipe = ""
+    try:
+        for rep in range(args.finetune_repeats):
+            seed = 42 + rep
+            for variant, overrides in variants.items():
+                out = work / f"ft-{rep}-{len(overrides)}"
+                runs[variant].append(tasktool_run(out, seed, overrides))
+                if not overrides:
+                    recipe = (out / "recipe.yaml").read_text()
+                log(f"  finetune: {variant} run {rep + 1} done ({runs[variant][-1]['runtime_s']} s)")
+            runs["default Trainer"].append(baseline_run(work / f"hf-{rep}", seed))
+            log(f"  finetune: default Trainer run {rep + 1} done")
+    except RuntimeError as exc:
+        return {"skipped": str(exc)}
     result: dict = {"train_items": args.train_items, "settings": settings, "runs": {}}
     for name, rs in runs.items():
         sps = sorted(r["samples_per_s"] for r in rs)
@@ -364,19 +380,18 @@ def section_finetune(args, work: Path):
     # losses is the noise the two paths' losses are compared against
     import statistics
 
-    for kind in ("train", "eval"):
-        ours, theirs = (
-            result["runs"][k][f"all_{kind}_loss"] for k in ("tasktool finetune", "default Trainer")
-        )
-        result[f"{kind}_loss_gap"] = statistics.mean(ours) - statistics.mean(theirs)
-        result[f"{kind}_loss_noise"] = max(
-            statistics.pstdev(ours) if len(ours) > 1 else 0.0,
-            statistics.pstdev(theirs) if len(theirs) > 1 else 0.0,
-        )
-    result["x_default_trainer"] = (
-        result["runs"]["tasktool finetune"]["samples_per_s"]
-        / result["runs"]["default Trainer"]["samples_per_s"]
-    )
+    theirs_run = result["runs"]["default Trainer"]
+    for variant in variants:
+        ours_run = result["runs"][variant]
+        ours_run["x_default_trainer"] = ours_run["samples_per_s"] / theirs_run["samples_per_s"]
+        for kind in ("train", "eval"):
+            ours, theirs = ours_run[f"all_{kind}_loss"], theirs_run[f"all_{kind}_loss"]
+            ours_run[f"{kind}_loss_gap"] = statistics.mean(ours) - statistics.mean(theirs)
+            ours_run[f"{kind}_loss_noise"] = max(
+                statistics.pstdev(ours) if len(ours) > 1 else 0.0,
+                statistics.pstdev(theirs) if len(theirs) > 1 else 0.0,
+            )
+    result["x_default_trainer"] = result["runs"]["tasktool finetune"]["x_default_trainer"]
     result["tasktool_defaults"] = {
         line.split(":")[0]: line.split(":", 1)[1].strip()
         for line in recipe.splitlines()
@@ -556,19 +571,17 @@ def print_report(results: dict) -> None:
             )
             for name, run in ft["runs"].items():
                 print(
-                    f"   {name:<18} {run['samples_per_s']:8.1f} samples/s   train loss "
+                    f"   {name:<25} {run['samples_per_s']:8.1f} samples/s   train loss "
                     f"{[round(x, 4) for x in run['all_train_loss']]}   held-out loss "
                     f"{[round(x, 4) for x in run.get('all_eval_loss', [])]}"
                 )
-            print(f"   tasktool finetune / default Trainer: {ft['x_default_trainer']:.2f}x")
-            for kind, what in (
-                ("train", "mean training loss of the epoch"),
-                ("eval", "held-out loss after it"),
-            ):
-                if f"{kind}_loss_gap" in ft:
+            for name, run in ft["runs"].items():
+                if "x_default_trainer" in run:
                     print(
-                        f"   {what}: tasktool - Trainer = {ft[f'{kind}_loss_gap']:+.4f} (mean over seeds); "
-                        f"seed-to-seed std {ft[f'{kind}_loss_noise']:.4f}"
+                        f"   {name} / default Trainer: {run['x_default_trainer']:.2f}x; loss minus the "
+                        f"Trainer's (mean over seeds; seed-to-seed std): training {run['train_loss_gap']:+.4f} "
+                        f"({run['train_loss_noise']:.4f}), held-out {run['eval_loss_gap']:+.4f} "
+                        f"({run['eval_loss_noise']:.4f})"
                     )
     st = results.get("startup")
     if st:

@@ -99,3 +99,10 @@ def test_uninstall_restores_sdpa_so_the_saved_config_names_no_tasktool_attention
     assert model.config._attn_implementation == "sdpa"
     model.save_pretrained(tmp_path)
     assert fast_dropout.NAME not in json.dumps(json.loads((tmp_path / "config.json").read_text()))
+
+
+def test_optimizer_auto_is_fused_adamw_and_a_name_passes_through():
+    from tasktool.training.trainer import optimizer_name
+
+    assert optimizer_name("auto") == "adamw_torch_fused"  # torch >= 2.4 on CPU
+    assert optimizer_name("adafactor") == "adafactor"
