@@ -95,12 +95,21 @@ def bench_task(
     tt16, _ = tasktool_runner(task, model_path, args.batch_size, "bfloat16")
     fns["tasktool fp32"] = tt32
     fns["tasktool bf16"] = tt16
+    if args.compile and task != "question-answering":
+        # --compile: float32 still, compiled once in the warm-up below (its time is reported apart)
+        fns["tasktool fp32 compiled"] = tasktool_runner(
+            task, model_path, args.batch_size, "float32", compile=True
+        )[0]
     attn = getattr(pred32.model.config, "_attn_implementation", None)
     # warm up every path on a few inputs (first-call allocations, lazy imports), then interleave the
     # repeats so load from other processes hits every path alike; labels come from the first repeat
+    warmup: dict[str, float] = {}
     for name, fn in fns.items():
         log(f"  {task}: warm-up {name}")
+        start = time.perf_counter()
         fn(payloads[:64])
+        fn(payloads[-64:])  # a second shape: dynamic compilation settles
+        warmup[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in fns}
     for rep in range(args.repeats):
         for name, fn in fns.items():
@@ -110,7 +119,7 @@ def bench_task(
         log(f"  {task}: repeat {rep + 1}/{args.repeats} done")
     for name, ts in times.items():
         median = sorted(ts)[len(ts) // 2]
-        runs[name] = {"items_per_s": n / median, "median_s": median, "times_s": ts}
+        runs[name] = {"items_per_s": n / median, "median_s": median, "times_s": ts, "warmup_s": warmup[name]}
     # labels in one comparable form per path
     keys = {}
     for name, out in outputs.items():
@@ -131,8 +140,9 @@ def bench_task(
         best = max(pipes, key=lambda k: pipes[k]["items_per_s"])
         result["pipeline_best"] = best
         base = pipes[best]["items_per_s"]
-        for name in ("tasktool fp32", "tasktool bf16", "plain loop fp32", "plain loop bf16"):
-            runs[name]["x_pipeline_best"] = runs[name]["items_per_s"] / base
+        for name in runs:
+            if not name.startswith("pipeline"):
+                runs[name]["x_pipeline_best"] = runs[name]["items_per_s"] / base
         result["agreement_tasktool_fp32_vs_pipeline"] = common.agreement(keys["tasktool fp32"], keys[best])
     for prec in ("fp32", "bf16"):
         runs[f"tasktool {prec}"]["x_plain_loop"] = (
@@ -142,6 +152,14 @@ def bench_task(
         keys["tasktool fp32"], keys["plain loop fp32"]
     )
     result["agreement_tasktool_bf16_vs_fp32"] = common.agreement(keys["tasktool bf16"], keys["tasktool fp32"])
+    if "tasktool fp32 compiled" in keys:
+        runs["tasktool fp32 compiled"]["x_plain_loop"] = (
+            runs["tasktool fp32 compiled"]["items_per_s"] / runs["plain loop fp32"]["items_per_s"]
+        )
+        result["agreement_tasktool_compiled_vs_fp32"] = common.agreement(
+            keys["tasktool fp32 compiled"], keys["tasktool fp32"]
+        )
+        result["compile_warmup_s"] = warmup["tasktool fp32 compiled"]
     if task == "token-classification":
         result["entity_agreement_bf16_vs_fp32"] = entity_agreement(
             keys["tasktool bf16"], keys["tasktool fp32"]
@@ -527,13 +545,13 @@ def print_report(results: dict) -> None:
         )
         if r.get("note"):
             print(f"   ({r['note']})")
-        print(f"   {'path':<18} {'items/s':>8} {'median s':>9} {'x pipeline best':>16} {'x plain loop':>13}")
+        print(f"   {'path':<22} {'items/s':>8} {'median s':>9} {'x pipeline best':>16} {'x plain loop':>13}")
         for name, run in r["runs"].items():
             best = " <- best" if name == r.get("pipeline_best") else ""
             xp = f"{run['x_pipeline_best']:.2f}" if "x_pipeline_best" in run else "-"
             xl = f"{run['x_plain_loop']:.2f}" if "x_plain_loop" in run else "-"
             print(
-                f"   {name:<18} {fmt_rate(run['items_per_s'])} {run['median_s']:9.2f} {xp:>16} {xl:>13}{best}"
+                f"   {name:<22} {fmt_rate(run['items_per_s'])} {run['median_s']:9.2f} {xp:>16} {xl:>13}{best}"
             )
         for k in (
             "agreement_tasktool_fp32_vs_pipeline",
@@ -541,9 +559,14 @@ def print_report(results: dict) -> None:
             "agreement_tasktool_bf16_vs_fp32",
             "entity_agreement_bf16_vs_fp32",
             "token_agreement_bf16_vs_fp32",
+            "agreement_tasktool_compiled_vs_fp32",
         ):
             if k in r:
                 print(f"   {k.replace('_', ' ')}: {100 * r[k]:.2f}%")
+        if "compile_warmup_s" in r:
+            print(
+                f"   compiling (--compile, once per process, in the warm-up): {r['compile_warmup_s']:.1f} s"
+            )
         floor = r.get("fp32_floor")
         if floor:
             print(
@@ -628,6 +651,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--rss-small", type=int, default=10_000, help="lines of the small JSONL (default 10000)"
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time tasktool --compile at fp32 (classification and NER; default on)",
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))

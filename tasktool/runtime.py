@@ -239,6 +239,22 @@ def keep_head_float32(model) -> str | None:
     return None
 
 
+def compile_model(model):
+    """--compile: torch.compile for inference, with dynamic shapes (no recompile per batch shape).
+
+    On CPU, inductor's freezing folds the weights into the graph (prepacked oneDNN matmuls, fused
+    element-wise ops): measured 1.15-1.25x the eager MiniLM tagger after about 15 s of compiling,
+    so it pays on long runs only.
+    """
+    import torch
+
+    if model.device.type == "cpu":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+    return torch.compile(model, dynamic=True)
+
+
 def load_for_inference(spec, opts, auto_class: str | None = None, **kwargs):
     """load_model with the infer command's options (model, revision, device, dtype, safety flags)."""
     return load_model(

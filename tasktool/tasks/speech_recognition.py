@@ -81,9 +81,7 @@ class SpeechRecognition(Predictor):
         self.device = self.model.device
         self.dtype = next(self.model.parameters()).dtype
         if opts.compile:
-            import torch
-
-            self.model = torch.compile(self.model)
+            self.model = runtime.compile_model(self.model)
         self.sr = int(self.feature_extractor.sampling_rate)
         # Without an attention mask, padding changes group-normed models' outputs: batch equal lengths only.
         self.pad_ok = self.kind != "ctc" or bool(

@@ -23,9 +23,7 @@ class TextPredictor(Predictor):
         self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
         self.device = self.model.device
         if opts.compile:
-            import torch
-
-            self.model = torch.compile(self.model)
+            self.model = runtime.compile_model(self.model)
         self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
 
     def tokenize(self, text: str, **kwargs) -> dict:

@@ -32,9 +32,7 @@ class VisionPredictor(Predictor):
         self.model = runtime.load_for_inference(spec, opts)
         self.device, self.dtype = self.model.device, self.model.dtype
         if opts.compile:
-            import torch
-
-            self.model = torch.compile(self.model)
+            self.model = runtime.compile_model(self.model)
         self.visuals = self._visuals_dir(opts)
         self._seen = 0
 
