@@ -76,21 +76,27 @@ def group_units(units: list[dict], id2label: dict, text: str) -> list[dict]:
     return entities
 
 
+def _top(token: dict) -> tuple[int, float]:
+    """(label id, probability) of a token's most likely label; predict() computes them for a whole batch."""
+    if "best" in token:
+        return token["best"], token["top"]
+    best = int(token["probs"].argmax())
+    return best, float(token["probs"][best])
+
+
 def aggregate(tokens: list[dict], id2label: dict, text: str, how: str) -> list[dict]:
     """Entities from per-token probabilities (tokens: probs, index, start, end, word_id)."""
-    import numpy as np
-
     if how == "none":
         out = []
         for t in tokens:
-            best = int(np.argmax(t["probs"]))
+            best, score = _top(t)
             label = id2label[best]
             if label in IGNORED:
                 continue
             out.append(
                 {
                     "entity": label,
-                    "score": float(t["probs"][best]),
+                    "score": score,
                     "index": t["index"],
                     "word": text[t["start"] : t["end"]],
                     "start": t["start"],
@@ -101,10 +107,8 @@ def aggregate(tokens: list[dict], id2label: dict, text: str, how: str) -> list[d
     if how == "simple":
         units = []
         for t in tokens:
-            best = int(np.argmax(t["probs"]))
-            units.append(
-                {"label_id": best, "score": float(t["probs"][best]), "start": t["start"], "end": t["end"]}
-            )
+            best, score = _top(t)
+            units.append({"label_id": best, "score": score, "start": t["start"], "end": t["end"]})
     else:
         units = word_units(tokens, how)
     return group_units(units, id2label, text)
@@ -142,8 +146,9 @@ class TokenClassification(TextPredictor):
 
         logits = self.model(**self.collate(batch)).logits.float()
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
+        bests, tops = probs.argmax(-1).tolist(), probs.max(-1).tolist()
         out = []
-        for row, item in zip(probs, batch, strict=True):
+        for row, best, top, item in zip(probs, bests, tops, batch, strict=True):
             tokens = []
             for i, (start, end) in enumerate(item["offsets"]):
                 if item["special"][i] or start == end:  # [CLS], [SEP], and pieces with no text
@@ -151,6 +156,8 @@ class TokenClassification(TextPredictor):
                 tokens.append(
                     {
                         "probs": row[i],
+                        "best": best[i],
+                        "top": top[i],
                         "index": i,
                         "start": int(start),
                         "end": int(end),
