@@ -94,7 +94,9 @@ def install(model) -> dict:
                 swapped += 1
     before = getattr(model.config, "_attn_implementation", None)
     attention_swapped = False
-    if before == "sdpa" and model._can_set_attn_implementation():
+    # a private transformers 5 method: without it (another version) only the dropout modules change
+    can_set = getattr(model, "_can_set_attn_implementation", None)
+    if before == "sdpa" and can_set is not None and can_set():
         AttentionInterface.register(NAME, attention)
         AttentionMaskInterface.register(NAME, sdpa_mask)  # masks exactly as SDPA gets them
         model.set_attn_implementation(NAME)
