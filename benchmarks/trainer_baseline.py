@@ -46,7 +46,7 @@ def main() -> None:
         warmup_steps=settings["warmup_ratio"],
         weight_decay=settings["weight_decay"],
         seed=settings["seed"],
-        save_strategy="no",
+        # save_strategy left at its default: like tasktool, a default Trainer checkpoints after the last step
         report_to="none",
         disable_tqdm=True,
         logging_steps=10,

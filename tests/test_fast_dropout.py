@@ -76,7 +76,13 @@ def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, monkeypatc
     assert state["attention"] and (state["dropouts"] > 0 or task == "summarization")
     model.train()
     calls = []
-    monkeypatch.setattr(fast_dropout, "drop", lambda x, p: calls.append(p) or x)
+    # nothing dropped, nothing rescaled: train mode must then compute exactly what eval mode does
+    monkeypatch.setattr(
+        fast_dropout,
+        "drop_mask",
+        lambda shape, p, device=None: calls.append(p) or torch.zeros(shape, dtype=torch.bool),
+    )
+    monkeypatch.setattr(fast_dropout, "keep_scale", lambda p: 1.0)
     batch = _batch(tokenizer, TEXTS)
     if task == "summarization":
         batch["decoder_input_ids"] = batch["input_ids"][:, :4]

@@ -498,7 +498,9 @@ def test_no_experiment_tracker_is_enabled_by_default(tiny):
     trainer = spec.load_trainer()(spec, resolve_recipe(spec.name), {})
     args = trainer.training_arguments(Path("unused"), Path("unused-runs"), has_eval=True)
     assert args.report_to == (["tensorboard"] if _has_tensorboard() else [])
-    assert args.train_sampling_strategy == "group_by_length"
+    # random batches (what is learnt stays a random-batch run's), each run as length-sorted micro-batches
+    assert args.train_sampling_strategy == "random"
+    assert resolve_recipe(spec.name)["micro_batches"] == "auto"
     import torch
 
     from tasktool.training.trainer import cpu_has_native_bf16

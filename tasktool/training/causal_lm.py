@@ -27,6 +27,10 @@ class LanguageModelTrainer(TaskTrainer):
     roles = {"text": ("--text-column", ("text", "content", "document", "sentence", "body", "article"), True)}
     causal = True
 
+    @property
+    def loss_units(self) -> str:
+        return "shifted_tokens" if self.causal else "tokens"
+
     def __init__(self, spec, recipe, columns=None, quiet=False):
         super().__init__(spec, recipe, columns, quiet)
         self.model = None

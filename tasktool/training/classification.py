@@ -36,6 +36,7 @@ def _is_number(label: str) -> bool:
 
 
 class ClassificationTrainer(TaskTrainer):
+    loss_units = "rows"
     roles = {
         "text": (
             "--text-column",

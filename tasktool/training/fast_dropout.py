@@ -13,20 +13,35 @@ from __future__ import annotations
 NAME = "tasktool_cpu_dropout"
 
 
-def keep_mask(shape, p: float, device=None):
-    """Bool mask, True with probability 1 - p (p rounded to 1/65536)."""
+def _lanes(shape, device=None):
+    """Uniform int16 lanes of the given shape, four per 64-bit draw."""
     import torch
 
     n = 1
     for size in shape:
         n *= size
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    lanes = words.view(torch.int16)[:n].view(shape)
-    return lanes >= -32768 + round(p * 65536)
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def keep_mask(shape, p: float, device=None):
+    """Bool mask, True with probability 1 - p (p rounded to 1/65536)."""
+    return _lanes(shape, device) >= -32768 + round(p * 65536)
+
+
+def drop_mask(shape, p: float, device=None):
+    """The complement of `keep_mask` from the same draw: True where an element is dropped."""
+    return _lanes(shape, device) < -32768 + round(p * 65536)
+
+
+def keep_scale(p: float) -> float:
+    """What kept elements are multiplied by, so the expected value is unchanged."""
+    return 1.0 / (1.0 - p)
 
 
 def drop(x, p: float):
-    return x * (keep_mask(x.shape, p, x.device) * (1.0 / (1.0 - p))).to(x.dtype)
+    # masked_fill keeps only the 1-byte mask for backward (a float mask would be a cast and a copy)
+    return x.masked_fill(drop_mask(x.shape, p, x.device), 0) * keep_scale(p)
 
 
 def _module_class():
@@ -66,7 +81,8 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
         )
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    # the scale and the dropout's 1/(1-p) go on the small tensors (query, output), not on the L x L weights
+    weights = torch.matmul(query * scaling, key.transpose(2, 3))
     if needs_causal:
         attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril()
     if attention_mask is not None:
@@ -74,9 +90,14 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
             weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
         else:
             weights = weights + attention_mask
-    weights = torch.softmax(weights, dim=-1, dtype=torch.float32).to(value.dtype)
-    weights = drop(weights, dropout)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+    if weights.dtype in (torch.bfloat16, torch.float16) and weights.device.type == "cpu":
+        # CPU softmax kernels accumulate half types in float32 already: no float32 copy of the L x L weights
+        weights = torch.softmax(weights, dim=-1).to(value.dtype)
+    else:
+        weights = torch.softmax(weights, dim=-1, dtype=torch.float32).to(value.dtype)
+    weights = weights.masked_fill(drop_mask(weights.shape, dropout, weights.device), 0)
+    out = torch.matmul(weights, value) * keep_scale(dropout)
+    return out.transpose(1, 2).contiguous(), None
 
 
 def install(model) -> dict:

@@ -16,6 +16,7 @@ from tasktool.training.media_data import AUDIO, engine_records, read_examples
 class MediaClassificationTrainer(ClassificationTrainer):
     """Base for audio/image classifiers: subclasses load the processor and build the features."""
 
+    loss_units = None  # audio/image batches stay whole: a waveform's mask is not a text's padding
     kind = AUDIO
     roles = {}  # read() below picks its own columns (--path-column, --label-column)
 

@@ -26,6 +26,7 @@ def _tag_key(tag: str):
 
 
 class NERTrainer(TaskTrainer):
+    loss_units = "tokens"
     roles = {
         "tokens": ("--tokens-column", ("tokens", "words", "token"), True),
         "tags": ("--tags-column", ("ner_tags", "tags", "ner", "labels", "label", "pos_tags"), True),

@@ -15,6 +15,8 @@ from tasktool.training.trainer import TaskTrainer, run_engine
 
 
 class QATrainer(TaskTrainer):
+    # no micro-batches: the span loss is a softmax over every position, padding included, so
+    # trimming a part's padding would change the loss (batches stay whole)
     roles = {
         "question": ("--question-column", ("question", "query", "q"), True),
         "context": ("--context-column", ("context", "passage", "paragraph", "text", "document"), True),

@@ -41,7 +41,16 @@ FIELDS: dict[str, tuple[type, str]] = {
         "CPU training: dropout masks from 16 random bits each and attention without SDPA's slow dropout "
         "path (same distribution, 1.6x faster steps); false: torch's own dropout",
     ),
-    "group_by_length": (bool, "batch examples of similar length together (less padding)"),
+    "group_by_length": (
+        bool,
+        "batches of examples of similar length (least padding; batches are then not random, which "
+        "can change what is learnt where labels go with length)",
+    ),
+    "micro_batches": (
+        str,
+        "auto (2 on CPU for batches of 16+, else 1) or N: run each random batch as N length-sorted "
+        "micro-batches, each padded to its own longest row (same gradient, less padding)",
+    ),
     # evaluation / checkpoints / logging
     "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
     "eval_steps": (int, "evaluate every N steps (0: once per epoch)"),

@@ -20,6 +20,7 @@ TRANSLATION_TARGETS = ("target", "tgt")
 
 
 class Seq2SeqTaskTrainer(TaskTrainer):
+    loss_units = "tokens"
     """summarization (document -> summary) and translation (translation.{src,tgt} or source/target columns)."""
 
     roles = {

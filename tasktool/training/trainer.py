@@ -37,6 +37,7 @@ class TaskTrainer:
     # role -> (flag, default column names, required)
     roles: dict[str, tuple[str, tuple[str, ...], bool]] = {}
     conll = False  # accept CoNLL token files
+    loss_units: str | None = None  # what the loss is a mean over (micro_batches.UNITS); None: whole batches
     eval_file_name = "eval.jsonl"
 
     def __init__(self, spec, recipe: dict, columns: dict[str, str | None] | None = None, quiet: bool = False):
@@ -229,7 +230,7 @@ class TaskTrainer:
         model: str | None = None,
         resume: bool = False,
     ) -> dict:
-        from tasktool.training import artifacts, fast_dropout
+        from tasktool.training import artifacts, fast_dropout, micro_batches
 
         out = Path(output_dir).expanduser()
         if out.is_symlink():  # the final swap renames folders: work on the real one, keep the link
@@ -285,7 +286,12 @@ class TaskTrainer:
         callbacks.append(progress)
         for folder in partial:  # the Trainer will write these steps again, from scratch
             shutil.rmtree(folder, ignore_errors=True)
-        trainer = atomic_checkpoints(self.trainer_class())(
+        splits = micro_batches.resolve(
+            self.recipe.get("micro_batches"), args.per_device_train_batch_size, args.device.type
+        )
+        trainer = atomic_checkpoints(
+            micro_batches.with_micro_batches(self.trainer_class(), splits, self.loss_units)
+        )(
             model=hf_model,
             args=args,
             train_dataset=_dataset(train_features),

@@ -1,0 +1,133 @@
+"""Random batches at close to the padding cost of length-grouped ones.
+
+Length-grouped batches (`group_by_length`) are fast because they pad little, but each batch then holds
+examples of one length, and where the label follows the length (long reviews skew positive) that
+changes what is learnt: on the benchmark's data the held-out loss came out 5 noise-widths worse. Here
+every optimizer step still sees one random batch; only its forward/backward passes are split into
+`k` micro-batches sorted by length, each padded to its own longest row. The gradient is the same
+weighted mean as the whole batch's (tested), so training follows the random-batch run, and on this
+project's 2-core CPU a batch of 32 mixed-length sentences trains 1.24x faster in two halves (four
+quarters: 1.07x, since every pass has a fixed cost: embedding gradient, weight casts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+# what a task's loss is a mean over, so the micro-batch losses can be weighted back to the batch's:
+# "rows" (one label per row), "tokens" (labels != -100), "shifted_tokens" (causal LM: labels[:, 1:])
+UNITS = ("rows", "tokens", "shifted_tokens")
+
+
+def resolve(value, batch_size: int, device_type: str) -> int:
+    """Recipe value -> number of micro-batches. auto: 2 on CPU for batches of 16+, else 1 (GPUs like big batches)."""
+    from tasktool.errors import TaskToolError
+
+    if value in (None, "auto"):
+        return 2 if device_type == "cpu" and batch_size >= 16 else 1
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or str(value).strip() != str(k):
+        raise TaskToolError(
+            f"micro_batches must be 'auto' or a whole number >= 1, got {value!r}", "e.g. micro_batches=2"
+        )
+    return k
+
+
+def _units(inputs: dict, units: str):
+    labels = inputs.get("labels")
+    if units == "rows" or labels is None or labels.dim() < 2:
+        return next(v for v in inputs.values() if hasattr(v, "shape") and v.dim() >= 1).shape[0]
+    if units == "shifted_tokens":
+        labels = labels[:, 1:]
+    return int((labels != -100).sum())
+
+
+def _trimmable(key: str, inputs: dict) -> bool:
+    """Columns of the input's width that follow the input's padding (the decoder's do not)."""
+    if key == "labels":  # labels beside decoder inputs are the decoder's, whatever their width
+        return not any(k.startswith("decoder_") for k in inputs)
+    return not key.startswith("decoder_")
+
+
+def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
+    """The batch as up to k length-sorted micro-batches with their loss weights; None: keep it whole."""
+    import torch
+
+    mask = inputs.get("attention_mask")
+    if k < 2 or units not in UNITS or mask is None or mask.dim() != 2 or mask.shape[0] < 2:
+        return None
+    n, width = mask.shape
+    lengths = mask.sum(dim=1)
+    positions = torch.arange(width, device=mask.device)
+    right = bool((mask.bool() == (positions[None, :] < lengths[:, None])).all())
+    left = bool((mask.bool() == (positions[None, :] >= width - lengths[:, None])).all())
+    if not (right or left):  # holes in the mask (packed or custom attention): leave the batch alone
+        return None
+    order = torch.argsort(lengths, stable=True)
+    parts = []
+    for rows in torch.tensor_split(order, min(k, n)):
+        if not len(rows):
+            continue
+        keep = int(lengths[rows].max())
+        part = {}
+        for key, value in inputs.items():
+            if torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == n:
+                value = value[rows]
+                if value.dim() == 2 and value.shape[1] == width and keep < width and _trimmable(key, inputs):
+                    cut = value[:, keep:] if right else value[:, : width - keep]
+                    if key != "labels" or bool((cut == -100).all()):
+                        value = (value[:, :keep] if right else value[:, width - keep :]).contiguous()
+            part[key] = value
+        parts.append((part, _units(part, units)))
+    # counted after trimming: a left-padded causal LM no longer "predicts" a first token from padding
+    total = sum(count for _, count in parts)
+    if not total:
+        return None
+    return [(part, count / total) for part, count in parts]
+
+
+def with_micro_batches(cls: type, k: int, units: str | None) -> type:
+    """Trainer subclass whose training step runs each batch as k length-sorted micro-batches."""
+    if k < 2 or not units:
+        return cls
+
+    class MicroBatched(cls):
+        _micro_weight = None
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            parts = None
+            if not (getattr(self, "is_deepspeed_enabled", False) or getattr(self, "is_fsdp_enabled", False)):
+                parts = split(inputs, k, units)
+            if parts is None:
+                return super().training_step(model, inputs, num_items_in_batch)
+            total = None
+            for i, (part, weight) in enumerate(parts):
+                last = i == len(parts) - 1
+                # DDP: gradients are reduced once, after the last micro-batch
+                sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+                self._micro_weight = weight
+                try:
+                    with sync:
+                        # no num_items_in_batch: each micro-batch's loss is its own mean, weighted below
+                        loss = super().training_step(model, part, None)
+                finally:
+                    self._micro_weight = None
+                total = loss if total is None else total + loss
+            return total
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+            weight = self._micro_weight
+            if weight is None:
+                return result
+            if return_outputs:
+                return result[0] * weight, result[1]
+            return result * weight
+
+    MicroBatched.__name__ = MicroBatched.__qualname__ = f"MicroBatched{cls.__name__}"
+    return MicroBatched
