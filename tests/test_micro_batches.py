@@ -68,6 +68,8 @@ def test_batches_that_cannot_be_split_stay_whole():
     assert micro_batches.split({"input_ids": one, "attention_mask": one}, 2, "rows") is None
     mask = _mask([3, 1], 3)
     assert micro_batches.split({"input_ids": mask, "attention_mask": mask}, 1, "rows") is None
+    full = _mask([20, 20, 20, 19], 20)  # blocks of text: splitting would shed 1 position in 80
+    assert micro_batches.split({"input_ids": full, "attention_mask": full}, 2, "rows") is None
 
 
 def test_decoder_labels_keep_their_own_width():

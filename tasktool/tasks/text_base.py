@@ -22,9 +22,13 @@ class TextPredictor(Predictor):
         self.tokenizer.padding_side = self.padding_side
         self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
         self.device = self.model.device
+        self.specialise(self.model)
         if opts.compile:
             self.model = runtime.compile_model(self.model)
         self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
+
+    def specialise(self, model) -> None:
+        """Task hook: inference-only changes to the loaded model (before --compile)."""
 
     def tokenize(self, text: str, **kwargs) -> dict:
         if not isinstance(text, str) or not text.strip():

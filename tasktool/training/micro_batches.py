@@ -17,6 +17,7 @@ import contextlib
 # what a task's loss is a mean over, so the micro-batch losses can be weighted back to the batch's:
 # "rows" (one label per row), "tokens" (labels != -100), "shifted_tokens" (causal LM: labels[:, 1:])
 UNITS = ("rows", "tokens", "shifted_tokens")
+MIN_SAVING = 0.1  # split only where the parts pad at least this share of the batch's positions less
 
 
 def resolve(value, batch_size: int, device_type: str) -> int:
@@ -67,10 +68,12 @@ def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
     if not (right or left):  # holes in the mask (packed or custom attention): leave the batch alone
         return None
     order = torch.argsort(lengths, stable=True)
+    pieces = [rows for rows in torch.tensor_split(order, min(k, n)) if len(rows)]
+    kept = sum(len(rows) * int(lengths[rows].max()) for rows in pieces)
+    if kept > (1 - MIN_SAVING) * n * width:  # little padding to shed: each pass has a fixed cost
+        return None
     parts = []
-    for rows in torch.tensor_split(order, min(k, n)):
-        if not len(rows):
-            continue
+    for rows in pieces:
         keep = int(lengths[rows].max())
         part = {}
         for key, value in inputs.items():
