@@ -9,20 +9,20 @@ import pytest
 from tasktool.training import fast_dropout
 
 
-def test_keep_mask_keeps_one_minus_p_independently_and_follows_the_seed():
+def test_drop_mask_drops_p_independently_and_follows_the_seed():
     import torch
 
     torch.manual_seed(0)
-    mask = fast_dropout.keep_mask((1000, 1000), 0.1).float().flatten()
-    assert mask.mean().item() == pytest.approx(0.9, abs=0.002)
+    mask = fast_dropout.drop_mask((1000, 1000), 0.1).float().flatten()
+    assert mask.mean().item() == pytest.approx(0.1, abs=0.002)
     # neighbours come from the same 64-bit draw: they must still be uncorrelated
     for lag in (1, 2, 3, 4):
         corr = torch.corrcoef(torch.stack([mask[:-lag], mask[lag:]]))[0, 1].item()
         assert abs(corr) < 0.005, lag
     torch.manual_seed(3)
-    a = fast_dropout.keep_mask((7, 5), 0.5)
+    a = fast_dropout.drop_mask((7, 5), 0.5)
     torch.manual_seed(3)
-    assert torch.equal(a, fast_dropout.keep_mask((7, 5), 0.5))
+    assert torch.equal(a, fast_dropout.drop_mask((7, 5), 0.5))
 
 
 def test_cpu_dropout_zeroes_p_and_rescales_the_rest_in_training_only():

@@ -24,13 +24,8 @@ def _lanes(shape, device=None):
     return words.view(torch.int16)[:n].view(shape)
 
 
-def keep_mask(shape, p: float, device=None):
-    """Bool mask, True with probability 1 - p (p rounded to 1/65536)."""
-    return _lanes(shape, device) >= -32768 + round(p * 65536)
-
-
 def drop_mask(shape, p: float, device=None):
-    """The complement of `keep_mask` from the same draw: True where an element is dropped."""
+    """Bool mask, True (dropped) with probability p (p rounded to 1/65536)."""
     return _lanes(shape, device) < -32768 + round(p * 65536)
 
 
