@@ -221,6 +221,7 @@ def test_override_with_a_wrong_type_and_an_unknown_key(cli):
         ("warmup_ratio=2", ["warmup_ratio", "[0, 1)"]),
         ("precision=fp8", ["unknown precision", "fp32"]),
         ("optimizer=adamw_fusd", ["unknown optimizer 'adamw_fusd'", "adamw_torch_fused"]),
+        ("micro_batches=two", ["micro_batches must be", "micro_batches=2"]),
         ("eval_fraction=1.5", ["eval_fraction", "between 0 and 1"]),
     ],
 )
