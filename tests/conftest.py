@@ -53,6 +53,25 @@ class Result:
 
 
 @pytest.fixture
+def nothing_dropped(monkeypatch):
+    """tasktool's CPU dropout told to drop and rescale nothing; yields the (shape, p) of each mask asked for.
+
+    Train mode must then compute exactly what eval mode does."""
+    import torch
+
+    from tasktool.training import fast_dropout
+
+    calls: list = []
+    monkeypatch.setattr(
+        fast_dropout,
+        "drop_mask",
+        lambda shape, p, device=None: calls.append((tuple(shape), p)) or torch.zeros(shape, dtype=torch.bool),
+    )
+    monkeypatch.setattr(fast_dropout, "keep_scale", lambda p: 1.0)
+    return calls
+
+
+@pytest.fixture
 def cli(capsys, monkeypatch):
     """Run `tasktool ARGS...` in-process; returns exit code, stdout and stderr."""
     from tasktool.cli.app import main

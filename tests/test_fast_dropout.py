@@ -54,7 +54,7 @@ TEXTS = ["a good film", "the worst movie of the year and far too long really", "
         ("summarization", "AutoModelForSeq2SeqLM"),  # BART: encoder, causal decoder, cross-attention
     ],
 )
-def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, monkeypatch, task, auto):
+def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, nothing_dropped, task, auto):
     """With the mask forced to keep everything, our train-mode path must give SDPA's eval-mode logits."""
     import torch
     import transformers
@@ -75,21 +75,13 @@ def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, monkeypatc
     state = fast_dropout.install(model)
     assert state["attention"] and (state["dropouts"] > 0 or task == "summarization")
     model.train()
-    calls = []
-    # nothing dropped, nothing rescaled: train mode must then compute exactly what eval mode does
-    monkeypatch.setattr(
-        fast_dropout,
-        "drop_mask",
-        lambda shape, p, device=None: calls.append(p) or torch.zeros(shape, dtype=torch.bool),
-    )
-    monkeypatch.setattr(fast_dropout, "keep_scale", lambda p: 1.0)
     batch = _batch(tokenizer, TEXTS)
     if task == "summarization":
         batch["decoder_input_ids"] = batch["input_ids"][:, :4]
     with torch.no_grad():
         want = reference(**batch).logits
         got = model(**batch).logits
-    assert calls  # the cheap path ran
+    assert nothing_dropped  # the cheap path ran
     # padded positions of a causal LM are never read: compare the real tokens
     keep = batch["attention_mask"].bool() if task == "text-generation" else slice(None)
     assert torch.allclose(got[keep], want[keep], atol=1e-5)
