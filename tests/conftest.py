@@ -64,8 +64,10 @@ def nothing_dropped(monkeypatch):
     calls: list = []
     monkeypatch.setattr(
         fast_dropout,
-        "drop_mask",
-        lambda shape, p, device=None: calls.append((tuple(shape), p)) or torch.zeros(shape, dtype=torch.bool),
+        "keep_mask",
+        lambda shape, p, dtype, device=None: (
+            calls.append((tuple(shape), p)) or torch.ones(shape, dtype=dtype)
+        ),
     )
     monkeypatch.setattr(fast_dropout, "keep_scale", lambda p: 1.0)
     return calls

@@ -23,6 +23,11 @@ def test_drop_mask_drops_p_independently_and_follows_the_seed():
     a = fast_dropout.drop_mask((7, 5), 0.5)
     torch.manual_seed(3)
     assert torch.equal(a, fast_dropout.drop_mask((7, 5), 0.5))
+    # the multiplicative mask the layers use is its exact complement, in the activations' dtype
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(3)
+        keep = fast_dropout.keep_mask((7, 5), 0.5, dtype)
+        assert keep.dtype == dtype and torch.equal(keep, (~a).to(dtype))
 
 
 def test_cpu_dropout_zeroes_p_and_rescales_the_rest_in_training_only():

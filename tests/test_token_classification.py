@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import assert_user_error
 
-from tasktool.tasks.token_classification import aggregate
+from tasktool.tasks.token_classification import aggregate, simple_entities, split_tag
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 ID2LABEL = dict(enumerate(LABELS))
@@ -66,6 +66,27 @@ def test_word_level_strategies_label_whole_words():
     assert average[1]["score"] == pytest.approx((0.95 + 0.3 / 4) / 2)
     for entities in (first, best, average):
         assert all(e["word"] == TEXT[e["start"] : e["end"]] for e in entities)
+
+
+def test_fast_simple_path_gives_exactly_what_aggregate_gives():
+    """predict's array path for `simple` (the default) must not drift from the rule tested above."""
+    rng = np.random.default_rng(0)
+    tags = [split_tag(label) for label in LABELS]
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        text = "x" * (2 * n + 2)
+        offsets = [(0, 0)] + [(2 * i, 2 * i + int(rng.integers(0, 3))) for i in range(n)] + [(0, 0)]
+        special = [1] + [0] * n + [1]
+        best = [int(b) for b in rng.integers(0, len(LABELS), n + 2)]
+        top = [float(t) for t in rng.random(n + 2)]
+        tokens = [
+            {"best": best[i], "top": top[i], "index": i, "start": s, "end": e, "word_id": i}
+            for i, (s, e) in enumerate(offsets)
+            if not special[i] and s != e
+        ]
+        assert simple_entities(best, top, offsets, special, tags, text) == aggregate(
+            tokens, ID2LABEL, text, "simple"
+        )
 
 
 def test_none_keeps_one_entry_per_non_o_token():

@@ -24,7 +24,11 @@ class TextPredictor(Predictor):
         self.device = self.model.device
         self.specialise(self.model)
         if opts.compile:
-            self.model = runtime.compile_model(self.model)
+            self.model = runtime.compile_model(self.model)  # inductor fuses for itself
+        else:
+            from tasktool.tasks import cpu_fusion
+
+            cpu_fusion.apply(self.model)
         self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
 
     def specialise(self, model) -> None:
@@ -38,9 +42,14 @@ class TextPredictor(Predictor):
     def prepare(self, payload):
         return self.tokenize(payload)
 
-    # Subclasses whose prepare(str) is exactly tokenize(str) set this (or inherit prepare) to get
-    # one batched tokenizer call per window instead of one call per input.
+    # Subclasses whose prepare(str) is exactly from_encoding(tokenize(str, **tokenize_kwargs)) set this
+    # (or inherit prepare) to get one batched tokenizer call per window instead of one call per input.
     batch_tokenize: bool = False
+    tokenize_kwargs: dict = {}
+
+    def from_encoding(self, row: dict, enc, index: int, text: str):
+        """The prepared item from row `index` of a (batched) encoding; row holds its columns."""
+        return row
 
     def prepare_many(self, payloads: list) -> list:
         if not (self.batch_tokenize or type(self).prepare is TextPredictor.prepare):
@@ -57,10 +66,10 @@ class TextPredictor(Predictor):
                 except ItemError as exc:
                     out[i] = exc
         if texts:
-            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, **self.tokenize_kwargs)
             columns = [(k, enc[k]) for k in enc.keys()]
             for j, i in enumerate(where):
-                out[i] = {k: v[j] for k, v in columns}
+                out[i] = self.from_encoding({k: v[j] for k, v in columns}, enc, j, texts[j])
         return out
 
     def length(self, prepared) -> int:

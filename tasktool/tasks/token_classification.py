@@ -114,6 +114,36 @@ def aggregate(tokens: list[dict], id2label: dict, text: str, how: str) -> list[d
     return group_units(units, id2label, text)
 
 
+def simple_entities(best: list, top: list, offsets, special, tags: list, text: str) -> list[dict]:
+    """aggregate(..., "simple") for one row straight from its per-token label ids and scores.
+
+    The same rule and the same numbers, without a dict per token: on MiniLM-sized models in bfloat16
+    the per-token dicts were a tenth of NER inference time. tags[label_id] is split_tag's (B/I, tag).
+    """
+    entities = []
+    tag, run_start, run_end, total, count = None, 0, 0, 0.0, 0  # the open run (tag None: none yet)
+    for i, (start, end) in enumerate(offsets):
+        if special[i] or start == end:  # [CLS], [SEP], and pieces with no text
+            continue
+        bi, token_tag = tags[best[i]]
+        if tag is not None and bi != "B" and token_tag == tag:
+            run_end = end
+            total += top[i]
+            count += 1
+            continue
+        if tag is not None and tag not in IGNORED:
+            entities.append(_entity(tag, total / count, text, run_start, run_end))
+        tag, run_start, run_end, total, count = token_tag, start, end, top[i], 1
+    if tag is not None and tag not in IGNORED:
+        entities.append(_entity(tag, total / count, text, run_start, run_end))
+    return entities
+
+
+def _entity(tag: str, score: float, text: str, start, end) -> dict:
+    start, end = int(start), int(end)
+    return {"entity_group": tag, "score": score, "word": text[start:end], "start": start, "end": end}
+
+
 class TokenClassification(TextPredictor):
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
@@ -129,16 +159,21 @@ class TokenClassification(TextPredictor):
         config = self.model.config
         self.id2label = {int(k): v for k, v in (config.id2label or {}).items()}
 
+    batch_tokenize = True
+    tokenize_kwargs = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
+
     def prepare(self, payload):
-        enc = self.tokenize(payload, return_offsets_mapping=True, return_special_tokens_mask=True)
+        return self.from_encoding(self.tokenize(payload, **self.tokenize_kwargs), None, 0, payload)
+
+    def from_encoding(self, row, enc, index, text):
         return {
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}),
-            "offsets": enc["offset_mapping"],
-            "special": enc["special_tokens_mask"],
-            "word_ids": enc.word_ids(),
-            "text": payload,
+            "input_ids": row["input_ids"],
+            "attention_mask": row["attention_mask"],
+            **({"token_type_ids": row["token_type_ids"]} if "token_type_ids" in row else {}),
+            "offsets": row["offset_mapping"],
+            "special": row["special_tokens_mask"],
+            "word_ids": row.word_ids() if enc is None else enc.word_ids(index),
+            "text": text,
         }
 
     def predict(self, batch):
@@ -147,6 +182,13 @@ class TokenClassification(TextPredictor):
         logits = self.model(**self.collate(batch)).logits.float()
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         bests, tops = probs.argmax(-1).tolist(), probs.max(-1).tolist()
+        id2label = self.id2label or {i: f"LABEL_{i}" for i in range(probs.shape[-1])}
+        if self.opts.aggregation == "simple":
+            tags = [split_tag(id2label[i]) for i in range(probs.shape[-1])]
+            return [
+                {"entities": simple_entities(best, top, item["offsets"], item["special"], tags, item["text"])}
+                for best, top, item in zip(bests, tops, batch, strict=True)
+            ]
         out = []
         for row, best, top, item in zip(probs, bests, tops, batch, strict=True):
             tokens = []
@@ -164,7 +206,6 @@ class TokenClassification(TextPredictor):
                         "word_id": item["word_ids"][i],
                     }
                 )
-            id2label = self.id2label or {i: f"LABEL_{i}" for i in range(row.shape[-1])}
             out.append({"entities": aggregate(tokens, id2label, item["text"], self.opts.aggregation)})
         return out
 
