@@ -30,6 +30,19 @@ def test_help_and_tasks_do_not_import_torch_or_transformers():
     assert "HEAVY:" in out.stderr and out.stderr.split("HEAVY:")[1].strip() == ""
 
 
+def test_importing_tasktool_enlarges_the_onednn_kernel_cache_unless_the_user_set_it():
+    import os
+
+    code = "import os, tasktool; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    for given, want in ((None, "4096"), ("77", "77")):
+        extra = {} if given is None else {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": given}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**env, **extra}
+        )
+        assert out.stdout.strip() == want, out.stderr
+
+
 def test_help_and_tasks_start_fast():
     _run("--help")  # warm the file cache
     for args in (("--help",), ("tasks",)):
