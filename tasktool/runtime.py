@@ -243,8 +243,8 @@ def compile_model(model):
     """--compile: torch.compile for inference, with dynamic shapes (no recompile per batch shape).
 
     On CPU, inductor's freezing folds the weights into the graph (prepacked oneDNN matmuls, fused
-    element-wise ops): `make bench` measured 1.11x (classification) and 1.07x (NER) the eager MiniLM
-    after 8-14 s of compiling, so it pays on long runs only.
+    element-wise ops): `make bench` measured 1.07-1.17x (classification and NER) the eager MiniLM
+    after 8-21 s of compiling, so it pays on long runs only.
     """
     import torch
 
