@@ -10,6 +10,7 @@ forward methods of the feed-forward and output blocks (weights and state dicts s
 
 from __future__ import annotations
 
+import functools
 import types
 
 # encoders whose intermediate / output blocks are BERT's (dense + GELU; dense + dropout + LayerNorm(x + res))
@@ -68,6 +69,7 @@ def _is_output(module) -> bool:
     )
 
 
+@functools.cache
 def _works() -> bool:
     """The op is private to PyTorch: check it runs and computes what it should before relying on it."""
     import torch
@@ -102,6 +104,8 @@ def apply(model) -> int:
         return 0
     done = 0
     for module in model.modules():
+        if getattr(getattr(module, "dense", None), "weight", torch.empty(0)).dtype != torch.bfloat16:
+            continue  # a block kept in float32 stays as it is (the op wants one dtype)
         if _is_intermediate(module):
             module.forward = types.MethodType(_intermediate_forward, module)
         elif _is_output(module):
