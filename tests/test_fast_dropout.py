@@ -9,25 +9,24 @@ import pytest
 from tasktool.training import fast_dropout
 
 
-def test_drop_mask_drops_p_independently_and_follows_the_seed():
+def test_keep_mask_drops_p_independently_and_follows_the_seed():
     import torch
 
     torch.manual_seed(0)
-    mask = fast_dropout.drop_mask((1000, 1000), 0.1).float().flatten()
-    assert mask.mean().item() == pytest.approx(0.1, abs=0.002)
+    dropped = 1 - fast_dropout.keep_mask((1000, 1000), 0.1, torch.float32).flatten()
+    assert dropped.mean().item() == pytest.approx(0.1, abs=0.002)
     # neighbours come from the same 64-bit draw: they must still be uncorrelated
     for lag in (1, 2, 3, 4):
-        corr = torch.corrcoef(torch.stack([mask[:-lag], mask[lag:]]))[0, 1].item()
+        corr = torch.corrcoef(torch.stack([dropped[:-lag], dropped[lag:]]))[0, 1].item()
         assert abs(corr) < 0.005, lag
     torch.manual_seed(3)
-    a = fast_dropout.drop_mask((7, 5), 0.5)
-    torch.manual_seed(3)
-    assert torch.equal(a, fast_dropout.drop_mask((7, 5), 0.5))
-    # the multiplicative mask the layers use is its exact complement, in the activations' dtype
+    a = fast_dropout.keep_mask((7, 5), 0.5, torch.float32)
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    # the same bits in every dtype the activations come in, and the same again for the same seed
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(3)
         keep = fast_dropout.keep_mask((7, 5), 0.5, dtype)
-        assert keep.dtype == dtype and torch.equal(keep, (~a).to(dtype))
+        assert keep.dtype == dtype and torch.equal(keep.float(), a)
 
 
 def test_cpu_dropout_zeroes_p_and_rescales_the_rest_in_training_only():

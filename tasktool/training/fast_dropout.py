@@ -7,7 +7,7 @@ per four elements (16 random bits each, so p is exact to 1/65536), and attention
 matmuls and a softmax. Same distribution, same seed -> same run; measured 52 -> 82 samples/s (bf16)
 and 30 -> 38 samples/s (fp32) on this project's 2-core CPU. Masks are applied by multiplying with a
 float 0/1 tensor: CPU kernels that read bool masks (masked_fill, where) were 3-5x slower, and dropout
-was still a fifth of a bf16 step; the multiply made whole fine-tuning runs 1.10x faster (same losses
+was still nearly a quarter of a bf16 step; the multiply made whole fine-tuning runs 1.10x faster (same losses
 to 4 digits, the masks being the same bits). GPUs keep their own fused kernels.
 """
 
@@ -31,15 +31,10 @@ def _threshold(p: float) -> int:
     return -32768 + round(p * 65536)
 
 
-def drop_mask(shape, p: float, device=None):
-    """Bool mask, True (dropped) with probability p (p rounded to 1/65536)."""
-    return _lanes(shape, device) < _threshold(p)
-
-
 def keep_mask(shape, p: float, dtype, device=None):
-    """1 where kept (probability 1 - p), 0 where dropped, in the activations' dtype: the exact complement
-    of drop_mask for the same seed. Multiplying by it is a vectorised op; CPU kernels that read a bool
-    mask (masked_fill, where) were 3-5x slower than the multiply, forward and backward alike."""
+    """1 where kept, 0 where dropped (probability p, rounded to 1/65536), in the activations' dtype.
+    Multiplying by it is a vectorised op; CPU kernels that read a bool mask (masked_fill, where) were
+    3-5x slower than the multiply, forward and backward alike."""
     import torch
 
     # written straight into a float tensor: no bool mask in between
