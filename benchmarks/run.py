@@ -43,7 +43,9 @@ def log(text: str) -> None:
 # ---------------------------------------------------------------------------------------------- inference
 
 
-def tasktool_runner(task: str, model: Path, batch_size: int, dtype: str = "float32", **opts):
+def tasktool_runner(
+    task: str, model: Path, batch_size: int, dtype: str = "float32", workers: int | None = None, **opts
+):
     """The engine exactly as `tasktool infer` drives it, with the model loaded once outside the timing."""
     from tasktool.engine import Engine, Item
     from tasktool.infer import build_predictor
@@ -56,7 +58,7 @@ def tasktool_runner(task: str, model: Path, batch_size: int, dtype: str = "float
     )
 
     def run(payloads):
-        engine = Engine(predictor, batch_size=batch_size)
+        engine = Engine(predictor, batch_size=batch_size, workers=workers)
         return list(engine.run(Item(i, p) for i, p in enumerate(payloads)))
 
     return run, predictor
@@ -91,13 +93,21 @@ def bench_task(
         for bs in PIPELINE_BATCHES:
             fns[f"pipeline b{bs}"] = lambda xs, bs=bs: list(pipe(xs, batch_size=bs))
     model32, tok = hf_model(task, model_path)
-    model16, _ = hf_model(task, model_path, dtype=torch.bfloat16)
     fns["plain loop fp32"] = lambda xs: loop_fn(model32, tok, xs, args.batch_size)
-    fns["plain loop bf16"] = lambda xs: loop_fn(model16, tok, xs, args.batch_size)
+    if args.bf16:
+        model16, _ = hf_model(task, model_path, dtype=torch.bfloat16)
+        fns["plain loop bf16"] = lambda xs: loop_fn(model16, tok, xs, args.batch_size)
     tt32, pred32 = tasktool_runner(task, model_path, args.batch_size, "float32")
-    tt16, _ = tasktool_runner(task, model_path, args.batch_size, "bfloat16")
     fns["tasktool fp32"] = tt32
-    fns["tasktool bf16"] = tt16
+    from tasktool.engine import batch_workers
+
+    workers = batch_workers(pred32, None)
+    if workers > 1:  # what the concurrent batches add: the same engine, one batch at a time
+        fns["tasktool fp32 1 batch"] = tasktool_runner(
+            task, model_path, args.batch_size, "float32", workers=1
+        )[0]
+    if args.bf16:
+        fns["tasktool bf16"] = tasktool_runner(task, model_path, args.batch_size, "bfloat16")[0]
     if args.compile and task != "question-answering":
         # --compile: float32 still, compiled once in the warm-up below (its time is reported apart)
         fns["tasktool fp32 compiled"] = tasktool_runner(
@@ -135,7 +145,15 @@ def bench_task(
             keys[name] = [pipe_key(task, r) for r in out]
         else:
             keys[name] = out
-    result = {"items": n, "batch_size": args.batch_size, "attn_implementation": attn, "runs": runs}
+    result = {
+        "items": n,
+        "batch_size": args.batch_size,
+        "attn_implementation": attn,
+        "tasktool_batches_in_flight": workers,
+        "runs": runs,
+    }
+    if not args.bf16:
+        result["bf16_skipped"] = args.bf16_skip_reason
     floor = common.arithmetic_floor(model32, token_counts(tok, payloads))
     result["fp32_floor"] = floor
     for name, run in runs.items():
@@ -150,22 +168,25 @@ def bench_task(
             if not name.startswith("pipeline"):
                 runs[name]["x_pipeline_best"] = runs[name]["items_per_s"] / base
         result["agreement_tasktool_fp32_vs_pipeline"] = common.agreement(keys["tasktool fp32"], keys[best])
-    for prec in ("fp32", "bf16"):
-        runs[f"tasktool {prec}"]["x_plain_loop"] = (
-            runs[f"tasktool {prec}"]["items_per_s"] / runs[f"plain loop {prec}"]["items_per_s"]
-        )
+    for name in runs:
+        prec = "bf16" if "bf16" in name else "fp32"
+        if name.startswith("tasktool") and f"plain loop {prec}" in runs:
+            runs[name]["x_plain_loop"] = runs[name]["items_per_s"] / runs[f"plain loop {prec}"]["items_per_s"]
     result["agreement_tasktool_fp32_vs_loop"] = common.agreement(
         keys["tasktool fp32"], keys["plain loop fp32"]
     )
-    result["agreement_tasktool_bf16_vs_fp32"] = common.agreement(keys["tasktool bf16"], keys["tasktool fp32"])
-    if "tasktool fp32 compiled" in keys:
-        runs["tasktool fp32 compiled"]["x_plain_loop"] = (
-            runs["tasktool fp32 compiled"]["items_per_s"] / runs["plain loop fp32"]["items_per_s"]
+    if "tasktool fp32 1 batch" in keys:
+        result["agreement_tasktool_fp32_vs_1_batch"] = common.agreement(
+            keys["tasktool fp32"], keys["tasktool fp32 1 batch"]
         )
+    if "tasktool fp32 compiled" in keys:
         result["agreement_tasktool_compiled_vs_fp32"] = common.agreement(
             keys["tasktool fp32 compiled"], keys["tasktool fp32"]
         )
         result["compile_warmup_s"] = warmup["tasktool fp32 compiled"]
+    if not args.bf16:
+        return result
+    result["agreement_tasktool_bf16_vs_fp32"] = common.agreement(keys["tasktool bf16"], keys["tasktool fp32"])
     if task == "token-classification":
         result["entity_agreement_bf16_vs_fp32"] = entity_agreement(
             keys["tasktool bf16"], keys["tasktool fp32"]
@@ -561,6 +582,13 @@ def print_report(results: dict) -> None:
         )
         if r.get("note"):
             print(f"   ({r['note']})")
+        if r.get("tasktool_batches_in_flight", 1) > 1:
+            print(
+                f"   (tasktool fp32: {r['tasktool_batches_in_flight']} batches in flight, each on its share of "
+                "the cores; '1 batch': the same engine one batch at a time)"
+            )
+        if r.get("bf16_skipped"):
+            print(f"   (bf16 paths skipped: {r['bf16_skipped']})")
         print(f"   {'path':<22} {'items/s':>8} {'median s':>9} {'x pipeline best':>16} {'x plain loop':>13}")
         for name, run in r["runs"].items():
             best = " <- best" if name == r.get("pipeline_best") else ""
@@ -572,6 +600,7 @@ def print_report(results: dict) -> None:
         for k in (
             "agreement_tasktool_fp32_vs_pipeline",
             "agreement_tasktool_fp32_vs_loop",
+            "agreement_tasktool_fp32_vs_1_batch",
             "agreement_tasktool_bf16_vs_fp32",
             "entity_agreement_bf16_vs_fp32",
             "token_agreement_bf16_vs_fp32",
@@ -680,6 +709,12 @@ def main(argv=None) -> int:
         help="also time tasktool --compile at fp32 (classification and NER; default on)",
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time bf16 inference (default: where the CPU multiplies bf16 in hardware)",
+    )
     parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
     args = parser.parse_args(argv)
     q = args.quick
@@ -689,6 +724,18 @@ def main(argv=None) -> int:
     args.repeats = args.repeats or 3
     args.finetune_repeats = args.finetune_repeats or (1 if q else 3)
     args.rss_lines = args.rss_lines or (50_000 if q else 1_000_000)
+    from tasktool.runtime import cpu_has_native
+
+    args.bf16_skip_reason = None
+    if args.bf16 is None:
+        args.bf16 = cpu_has_native("bf16")
+        if not args.bf16:
+            args.bf16_skip_reason = (
+                "this CPU has no bf16 matrix instructions (AMX / AVX512-BF16), where a bf16 matmul runs "
+                "several times slower than fp32; --bf16 times them anyway"
+            )
+    elif not args.bf16:
+        args.bf16_skip_reason = "--no-bf16"
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
     if unknown:

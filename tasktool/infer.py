@@ -100,6 +100,7 @@ def run_inference(
         predictor,
         batch_size=opts.batch_size,
         max_batch_tokens=opts.max_batch_tokens,
+        workers=opts.workers,
         on_error=on_error,
         on_batch=progress.advance if progress else None,
     )

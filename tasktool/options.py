@@ -13,6 +13,7 @@ class InferOptions:
     dtype: str = "auto"
     batch_size: int = 8
     max_batch_tokens: int | None = None
+    workers: int | None = None  # batches in flight at once on a CPU (None: the engine's choice)
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickle (.bin) weights; off because unpickling can run code
     compile: bool = False

@@ -503,7 +503,7 @@ def test_no_experiment_tracker_is_enabled_by_default(tiny):
     assert resolve_recipe(spec.name)["micro_batches"] == "auto"
     import torch
 
-    from tasktool.training.trainer import cpu_has_native_bf16
+    from tasktool.runtime import cpu_has_native
 
     if not torch.cuda.is_available():  # CPU: bf16 autocast where the CPU has bf16 units, else exact fp32
-        assert args.bf16 == cpu_has_native_bf16() and not args.fp16
+        assert args.bf16 == cpu_has_native("bf16") and not args.fp16

@@ -34,15 +34,33 @@ class Echo(Predictor):
         return [{"n": len(p), "echo": p} for p in batch]
 
 
+class SharedEcho(Echo):
+    """Echo whose batches the engine may run on several threads at once."""
+
+    def concurrent_batches(self):
+        return True
+
+
 texts = st.lists(st.text(alphabet="ab!? ", min_size=1, max_size=12), max_size=60)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(texts, st.integers(1, 9), st.one_of(st.none(), st.integers(1, 40)), st.integers(1, 25))
-def test_engine_returns_every_item_in_input_order(inputs, batch_size, max_tokens, window):
-    predictor = Echo()
+@given(
+    texts,
+    st.integers(1, 9),
+    st.one_of(st.none(), st.integers(1, 40)),
+    st.integers(1, 25),
+    st.integers(1, 3),
+)
+def test_engine_returns_every_item_in_input_order(inputs, batch_size, max_tokens, window, workers):
+    predictor = Echo() if workers == 1 else SharedEcho()
     engine = Engine(
-        predictor, batch_size=batch_size, max_batch_tokens=max_tokens, window=window, on_error="skip"
+        predictor,
+        batch_size=batch_size,
+        max_batch_tokens=max_tokens,
+        window=window,
+        on_error="skip",
+        workers=workers,
     )
     records = list(engine.run(Item(i, t) for i, t in enumerate(inputs)))
     assert [r["id"] for r in records] == list(range(len(inputs)))

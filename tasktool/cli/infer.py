@@ -122,6 +122,15 @@ def infer(
             help="Cap padded tokens per batch instead of a fixed batch size.", rich_help_panel=G_MODEL
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU: batches run at once, each on its share of the cores "
+            "(default: 2 for text encoders on a multi-core CPU; 1: one at a time).",
+            min=1,
+            rich_help_panel=G_MODEL,
+        ),
+    ] = None,
     compile: Annotated[
         bool,
         typer.Option("--compile", help="torch.compile the model (GPU, long runs).", rich_help_panel=G_MODEL),
@@ -209,6 +218,7 @@ def infer(
         dtype=dtype,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
+        workers=workers,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
         compile=compile,

@@ -17,6 +17,8 @@ SPELLINGS = ("[MASK]", "<mask>")
 
 
 class FillMask(TextPredictor):
+    shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
         self.mask = self.tokenizer.mask_token

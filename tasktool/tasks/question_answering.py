@@ -32,6 +32,8 @@ def best_span(start_logits, end_logits, candidates, max_answer_length: int):
 
 
 class QuestionAnswering(TextPredictor):
+    shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
         if not getattr(self.tokenizer, "is_fast", False):

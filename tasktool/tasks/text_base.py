@@ -31,6 +31,13 @@ class TextPredictor(Predictor):
             cpu_fusion.apply(self.model)
         self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
 
+    # Subclasses whose predict only reads the model and tokenizer set this: on a CPU the engine may
+    # then run two batches at once (tasktool.engine.batch_workers). Compiled models stay on one thread.
+    shareable: bool = False
+
+    def concurrent_batches(self) -> bool:
+        return self.shareable and self.device.type == "cpu" and not self.opts.compile
+
     def specialise(self, model) -> None:
         """Task hook: inference-only changes to the loaded model (before --compile)."""
 

@@ -7,6 +7,7 @@ from tasktool.tasks.text_base import TextPredictor
 
 
 class TextClassification(TextPredictor):
+    shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
 
     def specialise(self, model) -> None:

@@ -145,6 +145,8 @@ def _entity(tag: str, score: float, text: str, start, end) -> dict:
 
 
 class TokenClassification(TextPredictor):
+    shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
         if not getattr(self.tokenizer, "is_fast", False):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tasktool.errors import TaskToolError, nearest
+from tasktool.runtime import cpu_has_native
 from tasktool.training import data as D
 from tasktool.training.artifacts import fsync
 
@@ -408,7 +409,7 @@ def precision_flags(name: str) -> dict:
     cuda = torch.cuda.is_available()
     if name == "auto":
         if not cuda:
-            return {"bf16": True, "use_cpu": True} if cpu_has_native_bf16() else {}
+            return {"bf16": True, "use_cpu": True} if cpu_has_native("bf16") else {}
         return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
     if name == "fp16" and not cuda:
         raise TaskToolError("precision fp16 needs a CUDA GPU", "use precision=bf16, auto or fp32 on CPU")
@@ -435,18 +436,6 @@ def optimizer_name(name: str) -> str:
         return "adamw_torch"
     major, minor = (int(x) for x in torch.__version__.split(".")[:2])
     return "adamw_torch_fused" if (major, minor) >= (2, 4) else "adamw_torch"
-
-
-def cpu_has_native_bf16() -> bool:
-    """bf16 autocast is only a speed-up where the CPU multiplies bf16 in hardware."""
-    if os.environ.get("TASKTOOL_CPU_BF16", "").lower() in ("0", "false", "no"):
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def _step_of(path: Path | None) -> int:
