@@ -82,6 +82,9 @@ def test_env_reports_versions_as_json(cli):
     assert result.code == 0
     info = json.loads(result.out)
     assert info["transformers"] and info["torch"] and "hub_offline" in info
+    from tasktool.runtime import cpu_has_native
+
+    assert info["cpu_bf16_units"] is cpu_has_native("bf16")  # says whether --dtype bfloat16 pays here
 
 
 def test_hub_id_while_offline_is_a_one_line_error(cli):

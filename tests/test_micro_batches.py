@@ -154,17 +154,68 @@ def test_micro_batched_step_gives_the_whole_batchs_loss_and_gradient(tiny, tmp_p
     model = _no_dropout(getattr(transformers, auto).from_pretrained(path))
     args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     results = {}
-    for k in (1, 3):
+    # the parts one after another, or on three threads at once: the same loss and gradient either way
+    for k, concurrent in ((1, False), (3, False), (3, True)):
         trained = copy.deepcopy(model)
-        trainer = micro_batches.with_micro_batches(transformers.Trainer, k, units)(model=trained, args=args)
+        trainer = micro_batches.with_micro_batches(transformers.Trainer, k, units, concurrent)(
+            model=trained, args=args
+        )
         trainer.current_gradient_accumulation_steps = 1
         batch = _batch(task, tokenizer)
         if k > 1:
             assert len(micro_batches.split(batch, k, units)) == 3
         loss = trainer.training_step(trained, batch)
-        results[k] = (loss, {n: p.grad.clone() for n, p in trained.named_parameters() if p.grad is not None})
-    (loss1, grads1), (loss3, grads3) = results[1], results[3]
-    assert torch.allclose(loss1, loss3, atol=1e-6)
-    assert grads1.keys() == grads3.keys() and grads1
-    for name, grad in grads1.items():
-        assert torch.allclose(grad, grads3[name], atol=1e-6, rtol=1e-4), name
+        results[k, concurrent] = (
+            loss,
+            {n: p.grad.clone() for n, p in trained.named_parameters() if p.grad is not None},
+        )
+    loss1, grads1 = results[1, False]
+    for key in ((3, False), (3, True)):
+        loss3, grads3 = results[key]
+        assert torch.allclose(loss1, loss3, atol=1e-6), key
+        assert grads1.keys() == grads3.keys() and grads1
+        for name, grad in grads1.items():
+            assert torch.allclose(grad, grads3[name], atol=1e-6, rtol=1e-4), (key, name)
+
+
+def test_concurrent_micro_batches_with_dropout_repeat_for_the_same_seed(tiny, tmp_path):
+    """Each part draws its masks from its own generator seeded from the run's: no race between threads."""
+    import torch
+    import transformers
+
+    from tasktool.training import fast_dropout
+
+    path = tiny("text-classification")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "right"
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    threads = torch.get_num_threads()
+    runs = []
+    for seed in (0, 0, 1):
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(path)
+        fast_dropout.install(model)
+        trainer = micro_batches.with_micro_batches(transformers.Trainer, 2, "rows", True)(
+            model=model, args=args
+        )
+        trainer.current_gradient_accumulation_steps = 1
+        torch.manual_seed(seed)
+        seen = set()
+        original = fast_dropout._lanes
+
+        def lanes(shape, device=None, original=original, seen=seen):
+            seen.add(getattr(fast_dropout._local, "generator", None) is not None)
+            return original(shape, device)
+
+        fast_dropout._lanes = lanes
+        try:
+            loss = trainer.training_step(model, _batch("text-classification", tokenizer))
+        finally:
+            fast_dropout._lanes = original
+        assert seen == {True}  # every mask came from a part's own generator
+        runs.append((loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (loss_a, grads_a), (loss_b, grads_b), (loss_c, _) = runs
+    assert torch.equal(loss_a, loss_b) and all(
+        torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True)
+    )
+    assert not torch.equal(loss_a, loss_c)  # dropout did draw: another seed, other masks
+    assert torch.get_num_threads() == threads

@@ -92,6 +92,11 @@ def env(
         )
         info["cuda_devices"] = torch.cuda.device_count()
         info["cpu_threads"] = torch.get_num_threads()
+        from tasktool.runtime import cpu_has_native
+
+        # whether --dtype bfloat16/float16 can speed up CPU inference here (else it slows it down)
+        info["cpu_bf16_units"] = cpu_has_native("bf16")
+        info["cpu_fp16_units"] = cpu_has_native("fp16")
     info["hub_offline"] = offline()
     info["hf_home"] = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
     info["hf_token_set"] = bool(os.environ.get("HF_TOKEN"))  # never the token itself

@@ -13,7 +13,25 @@ to 4 digits, the masks being the same bits). GPUs keep their own fused kernels.
 
 from __future__ import annotations
 
+import threading
+
 NAME = "tasktool_cpu_dropout"
+_local = threading.local()  # a thread's own generator (concurrent micro-batches), else torch's default
+
+
+class own_generator:
+    """Masks drawn in this thread come from `generator`: micro-batches run on two threads at once
+    would otherwise race for torch's one default generator, and the same seed would not give the same run."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def __enter__(self):
+        _local.generator = self.generator
+
+    def __exit__(self, *exc):
+        _local.generator = None
+        return False
 
 
 def _lanes(shape, device=None):
@@ -23,7 +41,14 @@ def _lanes(shape, device=None):
     n = 1
     for size in shape:
         n *= size
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    words = torch.randint(
+        -(2**63),
+        2**63 - 1,
+        ((n + 3) // 4,),
+        dtype=torch.int64,
+        device=device,
+        generator=getattr(_local, "generator", None),
+    )
     return words.view(torch.int16)[:n].view(shape)
 
 

@@ -13,6 +13,7 @@ quarters: 1.07x, since every pass has a fixed cost: embedding gradient, weight c
 from __future__ import annotations
 
 import contextlib
+import threading
 
 # what a task's loss is a mean over, so the micro-batch losses can be weighted back to the batch's:
 # "rows" (one label per row), "tokens" (labels != -100), "shifted_tokens" (causal LM: labels[:, 1:])
@@ -92,40 +93,76 @@ def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
     return [(part, count / total) for part, count in parts]
 
 
-def with_micro_batches(cls: type, k: int, units: str | None) -> type:
-    """Trainer subclass whose training step runs each batch as k length-sorted micro-batches."""
+def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = False) -> type:
+    """Trainer subclass whose training step runs each batch as k length-sorted micro-batches.
+
+    concurrent: run them on k threads at once, each with its share of torch's threads (CPU, one
+    process, tasktool's dropout: each part draws its masks from its own generator, seeded from the
+    run's, so the same seed still gives the same run).
+    """
     if k < 2 or not units:
         return cls
+    local = threading.local()  # the weight of the micro-batch this thread is computing
 
     class MicroBatched(cls):
-        _micro_weight = None
-
         def training_step(self, model, inputs, num_items_in_batch=None):
             parts = None
             if not (getattr(self, "is_deepspeed_enabled", False) or getattr(self, "is_fsdp_enabled", False)):
                 parts = split(inputs, k, units)
             if parts is None:
                 return super().training_step(model, inputs, num_items_in_batch)
+            if concurrent and self.accelerator.num_processes == 1:
+                return self._concurrent_step(model, parts)
             total = None
             for i, (part, weight) in enumerate(parts):
                 last = i == len(parts) - 1
                 # DDP: gradients are reduced once, after the last micro-batch
                 sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
-                self._micro_weight = weight
-                try:
-                    with sync:
-                        # no num_items_in_batch: each micro-batch's loss is its own mean, weighted below
-                        loss = super().training_step(model, part, None)
-                finally:
-                    self._micro_weight = None
+                loss = self._part_step(model, part, weight, sync)
                 total = loss if total is None else total + loss
             return total
+
+        def _part_step(self, model, part, weight, context):
+            local.weight = weight
+            try:
+                with context:
+                    # no num_items_in_batch: each micro-batch's loss is its own mean, weighted below
+                    return super().training_step(model, part, None)
+            finally:
+                local.weight = None
+
+        def _concurrent_step(self, model, parts):
+            from concurrent.futures import ThreadPoolExecutor
+
+            import torch
+
+            from tasktool.training.fast_dropout import own_generator
+
+            seed = int(torch.randint(0, 2**62, (1,)))  # from the run's generator: reproducible
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, threads // len(parts)))  # process-wide: restored below
+            try:
+                with ThreadPoolExecutor(len(parts), thread_name_prefix="tasktool-micro") as pool:
+                    futures = [
+                        pool.submit(
+                            self._part_step,
+                            model,
+                            part,
+                            weight,
+                            own_generator(torch.Generator().manual_seed(seed + i)),
+                        )
+                        for i, (part, weight) in enumerate(parts)
+                    ]
+                    losses = [f.result() for f in futures]
+            finally:
+                torch.set_num_threads(threads)
+            return sum(losses[1:], losses[0])
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-            weight = self._micro_weight
+            weight = getattr(local, "weight", None)
             if weight is None:
                 return result
             if return_outputs:

@@ -51,6 +51,11 @@ FIELDS: dict[str, tuple[type, str]] = {
         "auto (2 on CPU for batches of 16+, else 1) or N: run each random batch as N length-sorted "
         "micro-batches, each padded to its own longest row (same gradient, less padding)",
     ),
+    "concurrent_micro_batches": (
+        bool,
+        "CPU, one process: run a batch's micro-batches on threads at once, each on its share of the "
+        "cores (default true; false: one after another on all cores)",
+    ),
     # evaluation / checkpoints / logging
     "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
     "eval_steps": (int, "evaluate every N steps (0: once per epoch)"),

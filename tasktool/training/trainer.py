@@ -290,8 +290,15 @@ class TaskTrainer:
         splits = micro_batches.resolve(
             self.recipe.get("micro_batches"), args.per_device_train_batch_size, args.device.type
         )
+        import torch
+
+        concurrent = (
+            cheap_dropout is not None  # masks from per-part generators: the same seed gives the same run
+            and self.recipe.get("concurrent_micro_batches", True) is not False
+            and torch.get_num_threads() >= 2
+        )
         trainer = atomic_checkpoints(
-            micro_batches.with_micro_batches(self.trainer_class(), splits, self.loss_units)
+            micro_batches.with_micro_batches(self.trainer_class(), splits, self.loss_units, concurrent)
         )(
             model=hf_model,
             args=args,
