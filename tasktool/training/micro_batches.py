@@ -107,11 +107,13 @@ def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = 
     class MicroBatched(cls):
         def training_step(self, model, inputs, num_items_in_batch=None):
             parts = None
+            together = concurrent and self.accelerator.num_processes == 1
             if not (getattr(self, "is_deepspeed_enabled", False) or getattr(self, "is_fsdp_enabled", False)):
-                parts = split(inputs, k, units)
+                # concurrent: twice the parts, shared out so each thread gets as many padded tokens
+                parts = split(inputs, 2 * k if together else k, units)
             if parts is None:
                 return super().training_step(model, inputs, num_items_in_batch)
-            if concurrent and self.accelerator.num_processes == 1:
+            if together:
                 return self._concurrent_step(model, parts)
             total = None
             for i, (part, weight) in enumerate(parts):
@@ -139,21 +141,29 @@ def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = 
             from tasktool.training.fast_dropout import own_generator
 
             seed = int(torch.randint(0, 2**62, (1,)))  # from the run's generator: reproducible
+            # length-sorted parts differ in cost (the long half holds most tokens): longest first,
+            # each to the thread with the least padded tokens so far
+            cost = [p["attention_mask"].numel() for p, _ in parts]
+            queues: list[list[int]] = [[] for _ in range(min(k, len(parts)))]
+            load = [0] * len(queues)
+            for i in sorted(range(len(parts)), key=lambda i: -cost[i]):
+                t = load.index(min(load))
+                queues[t].append(i)
+                load[t] += cost[i]
+
+            def run(queue):
+                losses = []
+                for i in queue:
+                    part, weight = parts[i]
+                    with own_generator(torch.Generator().manual_seed(seed + i)):
+                        losses.append(self._part_step(model, part, weight, contextlib.nullcontext()))
+                return losses
+
             threads = torch.get_num_threads()
-            torch.set_num_threads(max(1, threads // len(parts)))  # process-wide: restored below
+            torch.set_num_threads(max(1, threads // len(queues)))  # process-wide: restored below
             try:
-                with ThreadPoolExecutor(len(parts), thread_name_prefix="tasktool-micro") as pool:
-                    futures = [
-                        pool.submit(
-                            self._part_step,
-                            model,
-                            part,
-                            weight,
-                            own_generator(torch.Generator().manual_seed(seed + i)),
-                        )
-                        for i, (part, weight) in enumerate(parts)
-                    ]
-                    losses = [f.result() for f in futures]
+                with ThreadPoolExecutor(len(queues), thread_name_prefix="tasktool-micro") as pool:
+                    losses = [loss for f in [pool.submit(run, q) for q in queues] for loss in f.result()]
             finally:
                 torch.set_num_threads(threads)
             return sum(losses[1:], losses[0])
