@@ -752,6 +752,7 @@ def main(argv=None) -> int:
         "meta": {
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+            "cpu_bf16_units": cpu_has_native("bf16"),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "transformers": transformers.__version__,

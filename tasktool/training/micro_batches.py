@@ -8,6 +8,12 @@ every optimizer step still sees one random batch; only its forward/backward pass
 weighted mean as the whole batch's (tested), so training follows the random-batch run, and on this
 project's 2-core CPU a batch of 32 mixed-length sentences trains 1.24x faster in two halves (four
 quarters: 1.07x, since every pass has a fixed cost: embedding gradient, weight casts).
+
+On a multi-core CPU in one process the parts can also run concurrently, on k threads with a share of
+the cores each (fewer thread barriers per op, one part's Python overlapping another's matmuls). The
+batch is then cut into 2k sorted parts, shared out so every thread gets about as many padded tokens
+(the two plain halves differ too much: the long one holds most tokens, and running them side by side
+measured 0.82x); fp32 fine-tuning of MiniLM on an AVX2 2-core CPU: 1.20x the one-after-another run.
 """
 
 from __future__ import annotations
@@ -96,9 +102,10 @@ def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
 def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = False) -> type:
     """Trainer subclass whose training step runs each batch as k length-sorted micro-batches.
 
-    concurrent: run them on k threads at once, each with its share of torch's threads (CPU, one
-    process, tasktool's dropout: each part draws its masks from its own generator, seeded from the
-    run's, so the same seed still gives the same run).
+    concurrent: run 2k parts on k threads at once, each thread with its share of torch's threads and
+    about the same padded tokens (CPU, one process, tasktool's dropout: each part draws its masks from
+    its own generator, seeded from the run's, so the same seed gives the same masks and losses; the
+    threads add their parts' gradients in either order, so a rerun matches to float rounding).
     """
     if k < 2 or not units:
         return cls
@@ -144,7 +151,8 @@ def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = 
             # length-sorted parts differ in cost (the long half holds most tokens): longest first,
             # each to the thread with the least padded tokens so far
             cost = [p["attention_mask"].numel() for p, _ in parts]
-            queues: list[list[int]] = [[] for _ in range(min(k, len(parts)))]
+            threads = torch.get_num_threads()
+            queues: list[list[int]] = [[] for _ in range(min(k, threads, len(parts)))]
             load = [0] * len(queues)
             for i in sorted(range(len(parts)), key=lambda i: -cost[i]):
                 t = load.index(min(load))
@@ -159,7 +167,6 @@ def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = 
                         losses.append(self._part_step(model, part, weight, contextlib.nullcontext()))
                 return losses
 
-            threads = torch.get_num_threads()
             torch.set_num_threads(max(1, threads // len(queues)))  # process-wide: restored below
             try:
                 with ThreadPoolExecutor(len(queues), thread_name_prefix="tasktool-micro") as pool:

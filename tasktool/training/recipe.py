@@ -54,7 +54,7 @@ FIELDS: dict[str, tuple[type, str]] = {
     "concurrent_micro_batches": (
         bool,
         "CPU, one process: run a batch's micro-batches on threads at once, each on its share of the "
-        "cores (default true; false: one after another on all cores)",
+        "cores, balanced by padded tokens (default true; false: one after another on all cores)",
     ),
     # evaluation / checkpoints / logging
     "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
