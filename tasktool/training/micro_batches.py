@@ -122,7 +122,11 @@ class sparse_embedding_grads:
             embedding = model.get_input_embeddings()
         except (AttributeError, NotImplementedError):
             return
-        if isinstance(embedding, torch.nn.Embedding) and embedding.weight.requires_grad and not embedding.sparse:
+        if (
+            isinstance(embedding, torch.nn.Embedding)
+            and embedding.weight.requires_grad
+            and not embedding.sparse
+        ):
             self.embedding = embedding
 
     def __enter__(self):
