@@ -66,8 +66,12 @@ def _trimmable(key: str, inputs: dict) -> bool:
     return not key.startswith("decoder_")
 
 
-def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
-    """The batch as up to k length-sorted micro-batches with their loss weights; None: keep it whole."""
+def split(inputs: dict, k: int, units: str, interleave: bool = False) -> list[tuple[dict, float]] | None:
+    """The batch as up to k length-sorted micro-batches with their loss weights; None: keep it whole.
+
+    interleave: every k-th row of the length order to each part (parts of about the same tokens and
+    lengths, each still sorted), for threads whose encoder skips padding itself (`packed_encoder`).
+    """
     import torch
 
     mask = inputs.get("attention_mask")
@@ -81,10 +85,13 @@ def split(inputs: dict, k: int, units: str) -> list[tuple[dict, float]] | None:
     if not (right or left):  # holes in the mask (packed or custom attention): leave the batch alone
         return None
     order = torch.argsort(lengths, stable=True)
-    pieces = [rows for rows in torch.tensor_split(order, min(k, n)) if len(rows)]
-    kept = sum(len(rows) * int(lengths[rows].max()) for rows in pieces)
-    if kept > (1 - MIN_SAVING) * n * width:  # little padding to shed: each pass has a fixed cost
-        return None
+    if interleave:
+        pieces = [order[i :: min(k, n)] for i in range(min(k, n))]
+    else:
+        pieces = [rows for rows in torch.tensor_split(order, min(k, n)) if len(rows)]
+        kept = sum(len(rows) * int(lengths[rows].max()) for rows in pieces)
+        if kept > (1 - MIN_SAVING) * n * width:  # little padding to shed: each pass has a fixed cost
+            return None
     parts = []
     for rows in pieces:
         keep = int(lengths[rows].max())
@@ -145,27 +152,37 @@ class sparse_embedding_grads:
         return False
 
 
-def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = False) -> type:
+def with_micro_batches(
+    cls: type, k: int, units: str | None, concurrent: bool = False, packed: bool = False
+) -> type:
     """Trainer subclass whose training step runs each batch as k length-sorted micro-batches.
+
+    packed: the model's encoder computes the real tokens only (`packed_encoder`), so a batch has no
+    padding to shed: it stays whole, or is dealt out to the k threads when concurrent.
 
     concurrent: run 4k parts on k threads at once, each thread with its share of torch's threads and
     about the same padded tokens (CPU, one process, tasktool's dropout: each part draws its masks from
     its own generator, seeded from the run's, so the same seed gives the same masks and losses; the
     threads add their parts' gradients in either order, so a rerun matches to float rounding).
     """
-    if k < 2 or not units:
+    if not units or (k < 2 and not packed):
         return cls
+    from tasktool.training import packed_encoder
+
     local = threading.local()  # the weight of the micro-batch this thread is computing
 
     class MicroBatched(cls):
         def training_step(self, model, inputs, num_items_in_batch=None):
             parts = None
-            together = concurrent and self.accelerator.num_processes == 1
+            together = concurrent and k > 1 and self.accelerator.num_processes == 1
             if not (getattr(self, "is_deepspeed_enabled", False) or getattr(self, "is_fsdp_enabled", False)):
-                # concurrent: four parts per thread, shared out so each thread gets as many padded tokens
-                parts = split(inputs, 4 * k if together else k, units)
+                if packed:  # no padding to shed: parts only to deal the rows out to threads
+                    parts = split(inputs, k, units, interleave=True) if together else None
+                else:  # concurrent: four parts per thread, shared out so each gets as many padded tokens
+                    parts = split(inputs, 4 * k if together else k, units)
             if parts is None:
-                return super().training_step(model, inputs, num_items_in_batch)
+                with packed_encoder.rows_of(inputs.get("attention_mask") if packed else None):
+                    return super().training_step(model, inputs, num_items_in_batch)
             if self.accelerator.num_processes == 1:
                 with sparse_embedding_grads(self.accelerator.unwrap_model(model)):
                     return self._concurrent_step(model, parts) if together else self._parts_step(model, parts)
@@ -184,7 +201,7 @@ def with_micro_batches(cls: type, k: int, units: str | None, concurrent: bool = 
         def _part_step(self, model, part, weight, context):
             local.weight = weight
             try:
-                with context:
+                with context, packed_encoder.rows_of(part.get("attention_mask") if packed else None):
                     # no num_items_in_batch: each micro-batch's loss is its own mean, weighted below
                     return super().training_step(model, part, None)
             finally:

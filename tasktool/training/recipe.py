@@ -56,6 +56,12 @@ FIELDS: dict[str, tuple[type, str]] = {
         "CPU, one process: run a batch's micro-batches on threads at once, each on its share of the "
         "cores, balanced by padded tokens (default true; false: one after another on all cores)",
     ),
+    "packed_encoder": (
+        bool,
+        "CPU training of BERT-style encoders (classification, NER, fill-mask): layers compute the real "
+        "tokens only, attention on small groups of rows of similar length (same loss and gradients; "
+        "default true; false: the model's own padded forward, with length-sorted micro-batches)",
+    ),
     # evaluation / checkpoints / logging
     "eval_fraction": (float, "held-out share of the training data when no eval data is given"),
     "eval_steps": (int, "evaluate every N steps (0: once per epoch)"),

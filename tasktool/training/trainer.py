@@ -231,7 +231,7 @@ class TaskTrainer:
         model: str | None = None,
         resume: bool = False,
     ) -> dict:
-        from tasktool.training import artifacts, fast_dropout, micro_batches
+        from tasktool.training import artifacts, fast_dropout, micro_batches, packed_encoder
 
         out = Path(output_dir).expanduser()
         if out.is_symlink():  # the final swap renames folders: work on the real one, keep the link
@@ -297,8 +297,17 @@ class TaskTrainer:
             and self.recipe.get("concurrent_micro_batches", True) is not False
             and torch.get_num_threads() >= 2
         )
+        # a BERT-style encoder computes the real tokens only (CPU; tasks whose loss ignores padding)
+        packed = (
+            args.device.type == "cpu"
+            and bool(self.loss_units)
+            and self.recipe.get("packed_encoder", True) is not False
+            and packed_encoder.apply(hf_model)
+        )
         trainer = atomic_checkpoints(
-            micro_batches.with_micro_batches(self.trainer_class(), splits, self.loss_units, concurrent)
+            micro_batches.with_micro_batches(
+                self.trainer_class(), splits, self.loss_units, concurrent, packed
+            )
         )(
             model=hf_model,
             args=args,
@@ -319,6 +328,8 @@ class TaskTrainer:
             progress.stop()
             if cheap_dropout:
                 fast_dropout.uninstall(hf_model, cheap_dropout)
+            if packed:
+                packed_encoder.remove(hf_model)
         self._say(f"[bold]3/4[/bold] saving the model to {out}")
         # everything goes into a hidden sibling folder first, which then replaces `out` in one rename:
         # a folder that has config.json and metrics.json is a whole model, never half of one
