@@ -328,12 +328,16 @@ def section_finetune(args, work: Path):
         "weight_decay": 0.01,
         "seed": 42,
     }
-    # tasktool's defaults, then its two batching extremes: whole random batches (what the default
-    # Trainer does), and length-grouped batches (least padding, but batches are no longer random,
-    # which can change what is learnt: its held-out loss is measured next to the others)
+    # tasktool's defaults, then its two batching extremes: whole padded random batches (what the
+    # default Trainer does), and length-grouped batches (least padding, but batches are no longer
+    # random, which can change what is learnt: its held-out loss is measured next to the others)
     variants = {
         "tasktool finetune": [],
-        "tasktool, whole random batches": ["group_by_length=false", "micro_batches=1"],
+        "tasktool, whole random batches": [
+            "group_by_length=false",
+            "micro_batches=1",
+            "packed_encoder=false",
+        ],
         "tasktool, length-grouped batches": ["group_by_length=true", "micro_batches=1"],
     }
     runs: dict[str, list[dict]] = {name: [] for name in variants}

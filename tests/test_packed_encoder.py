@@ -170,3 +170,23 @@ def test_trainer_step_with_the_packed_encoder_gives_the_whole_batchs_gradient(ti
     _assert_same(want, (loss.detach(), grads))
     embedding = trained.get_input_embeddings()
     assert not embedding.sparse and embedding.weight.grad.layout == torch.strided
+
+
+@pytest.mark.parametrize(("task", "first"), [("text-classification", True), ("token-classification", False)])
+def test_packed_encoder_in_evaluation_gives_the_padded_models_logits(tiny, task, first):
+    import torch
+
+    model = _model(tiny, task, first).eval()
+    packed = copy.deepcopy(model)
+    assert packed_encoder.apply(packed)
+    batch = _batch(tiny, task)
+    mask = batch["attention_mask"].bool()
+    with torch.inference_mode():
+        want = model(**batch)
+        with packed_encoder.rows_of(batch["attention_mask"]):
+            got = packed(**batch)
+    assert torch.allclose(got.loss, want.loss, atol=1e-6)
+    if task == "token-classification":  # padded positions: values nothing reads
+        assert torch.allclose(got.logits[mask], want.logits[mask], atol=1e-5)
+    else:
+        assert torch.allclose(got.logits, want.logits, atol=1e-5)

@@ -242,6 +242,11 @@ def with_micro_batches(
                 torch.set_num_threads(threads)
             return sum(losses[1:], losses[0])
 
+        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+            # evaluation during training: the packed encoder skips the padding there too
+            with packed_encoder.rows_of(inputs.get("attention_mask") if packed else None):
+                return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch

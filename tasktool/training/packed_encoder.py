@@ -7,7 +7,8 @@ layers, layer norms, activations and dropouts see no padding at all, and attenti
 on small padded groups of rows of similar length (the rows arrive sorted). The values are those of
 the padded forward at every real position (nothing there reads a padded one: the mask hides them), so
 the loss and gradients are the same (tested); only padded positions of the output are zeros instead of
-values nothing reads. Used in training, where the trainer says which positions are real (`rows_of`).
+values nothing reads. Used in training and its evaluations, where the trainer says which positions
+are real (`rows_of`), for tasks whose loss reads no padded position.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def _forward(self, hidden_states, attention_mask=None, *args, **kwargs):
     last_first = _is_first_token(layers[-1], first_token)
     if (
         mask is None
-        or not self.training
         or args
         or getattr(self, "gradient_checkpointing", False)
         or any(kwargs.get(k) is not None for k in ("encoder_hidden_states", "cache", "past_key_values"))
