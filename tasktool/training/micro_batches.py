@@ -20,6 +20,10 @@ for MiniLM: 47 MB, a fixed 25-30 ms per pass on that CPU) to change the few hund
 In one process the parts' embedding gradients are made sparse instead and added in place to one dense
 gradient allocated per step, so the optimizer, clipping and checkpoints still see a dense gradient of the
 same value (`sparse_embedding_grads`): 1.08x per step, and it makes finer parts pay (4 per thread).
+
+Where the encoder computes the real tokens only (`packed_encoder`, BERT-style models) there is no
+padding to shed: the batch stays whole, or its rows are dealt out to the threads (every k-th row of
+the length order, so each thread gets about the same tokens); 1.08x the sorted parts on that CPU.
 """
 
 from __future__ import annotations
@@ -121,9 +125,10 @@ class sparse_embedding_grads:
     One process only: DDP decides at wrapping time how it reduces each gradient.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, spare: dict | None = None):
         import torch
 
+        self.spare = spare  # keeps the last step's gradient tensor: zeroing it beats a fresh 47 MB
         self.embedding = None
         try:
             embedding = model.get_input_embeddings()
@@ -142,7 +147,14 @@ class sparse_embedding_grads:
         if self.embedding is not None:
             weight = self.embedding.weight
             if weight.grad is None:
-                weight.grad = torch.zeros_like(weight)
+                grad = (self.spare or {}).get("grad")
+                if grad is None or grad.shape != weight.shape or grad.dtype != weight.dtype:
+                    grad = torch.zeros_like(weight)  # (a new one is page-faulted in: 28 ms on the AVX2 CPU)
+                else:
+                    grad.zero_()
+                if self.spare is not None:
+                    self.spare["grad"] = grad
+                weight.grad = grad
             self.embedding.sparse = weight.grad.layout == torch.strided
         return self
 
@@ -184,7 +196,8 @@ def with_micro_batches(
                 with packed_encoder.rows_of(inputs.get("attention_mask") if packed else None):
                     return super().training_step(model, inputs, num_items_in_batch)
             if self.accelerator.num_processes == 1:
-                with sparse_embedding_grads(self.accelerator.unwrap_model(model)):
+                spare = self.__dict__.setdefault("_tasktool_spare_grad", {})
+                with sparse_embedding_grads(self.accelerator.unwrap_model(model), spare):
                     return self._concurrent_step(model, parts) if together else self._parts_step(model, parts)
             return self._parts_step(model, parts)
 
