@@ -73,8 +73,9 @@ def _trimmable(key: str, inputs: dict) -> bool:
 def split(inputs: dict, k: int, units: str, interleave: bool = False) -> list[tuple[dict, float]] | None:
     """The batch as up to k length-sorted micro-batches with their loss weights; None: keep it whole.
 
-    interleave: every k-th row of the length order to each part (parts of about the same tokens and
-    lengths, each still sorted), for threads whose encoder skips padding itself (`packed_encoder`).
+    interleave: the rows of the length order dealt out to the parts in turn (parts of about the same
+    tokens and lengths, each still sorted), for threads whose encoder skips padding itself
+    (`packed_encoder`).
     """
     import torch
 
@@ -89,8 +90,12 @@ def split(inputs: dict, k: int, units: str, interleave: bool = False) -> list[tu
     if not (right or left):  # holes in the mask (packed or custom attention): leave the batch alone
         return None
     order = torch.argsort(lengths, stable=True)
-    if interleave:
-        pieces = [order[i :: min(k, n)] for i in range(min(k, n))]
+    if interleave:  # dealt in a snake (0 1 1 0 0 1 ...): dealing 0 1 0 1 gives part 0 the shorter row
+        # of every pair, and its thread finished 3% early on the benchmark's batches (snake: 0.6%)
+        m = min(k, n)
+        j = torch.arange(n, device=order.device)
+        deal = torch.where((j // m) % 2 == 0, j % m, m - 1 - j % m)
+        pieces = [order[deal == i] for i in range(m)]
     else:
         pieces = [rows for rows in torch.tensor_split(order, min(k, n)) if len(rows)]
         kept = sum(len(rows) * int(lengths[rows].max()) for rows in pieces)
