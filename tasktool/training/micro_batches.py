@@ -22,8 +22,8 @@ gradient allocated per step, so the optimizer, clipping and checkpoints still se
 same value (`sparse_embedding_grads`): 1.08x per step, and it makes finer parts pay (4 per thread).
 
 Where the encoder computes the real tokens only (`packed_encoder`, BERT-style models) there is no
-padding to shed: the batch stays whole, or its rows are dealt out to the threads (every k-th row of
-the length order, so each thread gets about the same tokens); 1.08x the sorted parts on that CPU.
+padding to shed: the batch stays whole, or its rows are dealt out to the threads (in a snake over
+the length order, so each thread gets about the same tokens); 1.03-1.07x the sorted parts on that CPU.
 """
 
 from __future__ import annotations
