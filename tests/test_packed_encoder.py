@@ -190,3 +190,45 @@ def test_packed_encoder_in_evaluation_gives_the_padded_models_logits(tiny, task,
         assert torch.allclose(got.logits[mask], want.logits[mask], atol=1e-5)
     else:
         assert torch.allclose(got.logits, want.logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["DistilBertForSequenceClassification", "DistilBertForTokenClassification"])
+def test_packed_distilbert_gives_the_padded_models_loss_and_gradients(tiny, head):
+    """DistilBERT (the text-classification recipe's Hub default) has blocks of its own: packed too."""
+    import torch
+    import transformers
+
+    task = "token-classification" if "Token" in head else "text-classification"
+    vocab = transformers.AutoTokenizer.from_pretrained(tiny(task)).vocab_size
+    config = transformers.DistilBertConfig(
+        vocab_size=vocab,
+        dim=32,
+        n_heads=4,
+        n_layers=2,
+        hidden_dim=64,
+        dropout=0.0,
+        attention_dropout=0.0,
+        num_labels=len(NER_LABELS) if "Token" in head else 2,
+        seq_classif_dropout=0.0,
+    )
+    torch.manual_seed(0)
+    model = getattr(transformers, head)(config).train()
+    packed = copy.deepcopy(model)
+    assert packed_encoder.apply(packed)
+    batch = _batch(tiny, task)
+    plans = []
+    original = packed_encoder._Plan.__init__
+
+    def spy(self, mask, original=original):
+        plans.append(tuple(mask.shape))
+        original(self, mask)
+
+    packed_encoder._Plan.__init__ = spy
+    try:
+        got = _loss_and_grads(packed, batch, batch["attention_mask"])
+    finally:
+        packed_encoder._Plan.__init__ = original
+    assert plans == [tuple(batch["attention_mask"].shape)]  # it did take the packed path
+    _assert_same(_loss_and_grads(model, batch), got)
+    packed_encoder.remove(packed)
+    assert "forward" not in vars(packed.base_model.transformer)

@@ -1,4 +1,4 @@
-"""BERT-style encoder layers over the real tokens only, for CPU fine-tuning.
+"""BERT-style encoder layers (and DistilBERT's) over the real tokens only, for CPU fine-tuning.
 
 A random batch of mixed-length sentences is mostly padding (1.87x the real tokens for the benchmark's
 batches of 32), and length-sorted micro-batches only cut that to 1.08x with eight passes, each with a
@@ -39,34 +39,63 @@ class rows_of:
         return False
 
 
-def apply(model) -> bool:
-    """Give a BERT-style encoder (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT, MiniLM) the packed forward
-    for training; True when done. Weights and state dicts are untouched (only `forward` changes)."""
+def _is_distil_layer(layer) -> bool:
+    attn = getattr(layer, "attention", None)
+    ffn = getattr(layer, "ffn", None)
+    return (
+        all(hasattr(attn, n) for n in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "scaling", "dropout"))
+        and hasattr(attn, "attention_head_size")
+        and all(hasattr(ffn, n) for n in ("ff_chunk",))
+        and hasattr(layer, "sa_layer_norm")
+        and hasattr(layer, "output_layer_norm")
+    )
+
+
+def _encoder(model):
+    """The model's stack of layers and their kind: 'bert' (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT,
+    MiniLM: base_model.encoder) or 'distil' (DistilBERT: base_model.transformer); (None, None) else."""
     from tasktool.tasks.first_token import _is_bert_layer
 
-    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if layers is None or not len(layers) or not all(_is_bert_layer(layer) for layer in layers):
+    base = getattr(model, "base_model", None)
+    for name, kind, check in (
+        ("encoder", "bert", _is_bert_layer),
+        ("transformer", "distil", _is_distil_layer),
+    ):
+        encoder = getattr(base, name, None)
+        layers = getattr(encoder, "layer", None)
+        if layers is not None and len(layers) and all(check(layer) for layer in layers):
+            return encoder, kind
+    return None, None
+
+
+def apply(model) -> bool:
+    """Give a BERT-style encoder (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT, MiniLM, DistilBERT) the packed
+    forward for training; True when done. Weights and state dicts are untouched (only `forward` changes)."""
+    encoder, kind = _encoder(model)
+    if encoder is None:
         return False
     if getattr(model.config, "position_embedding_type", "absolute") != "absolute":
         return False  # relative position scores are computed inside attention, from padded positions
     encoder.forward = types.MethodType(_forward, encoder)
+    encoder._tasktool_packed_kind = kind
     return True
 
 
 def remove(model) -> None:
-    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
+    encoder, _ = _encoder(model)
     if encoder is not None and "forward" in vars(encoder):
         del encoder.forward
 
 
 def _forward(self, hidden_states, attention_mask=None, *args, **kwargs):
-    from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+    from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions
 
     from tasktool.tasks import first_token
 
     mask = getattr(_local, "mask", None)
     layers = list(self.layer)
+    distil = getattr(self, "_tasktool_packed_kind", "bert") == "distil"
+    output = BaseModelOutput if distil else BaseModelOutputWithPastAndCrossAttentions
     last_first = _is_first_token(layers[-1], first_token)
     if (
         mask is None
@@ -85,10 +114,10 @@ def _forward(self, hidden_states, attention_mask=None, *args, **kwargs):
     for i, layer in enumerate(layers):
         if i == len(layers) - 1 and last_first:
             out = _layer(layer, x, plan, first=True)[:, None, :]  # [rows, 1, width], as first_token's
-            return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=out)
-        x = _layer(layer, x, plan)
+            return output(last_hidden_state=out)
+        x = _distil_layer(layer, x, plan) if distil else _layer(layer, x, plan)
     out = x.new_zeros(rows * length, width).index_copy(0, plan.tokens, x).view(rows, length, width)
-    return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=out)
+    return output(last_hidden_state=out)
 
 
 def _is_first_token(layer, first_token) -> bool:
@@ -131,10 +160,19 @@ def _layer(layer, x, plan, first: bool = False):
     return layer.output(layer.intermediate(attended), attended)
 
 
+def _distil_layer(layer, x, plan):
+    """One DistilBERT block on packed tokens (its feed-forward unchunked: chunking only saves memory)."""
+    attn = layer.attention
+    context = _attend(attn, attn.q_lin(x), attn.k_lin(x), attn.v_lin(x), plan, first=False)
+    attended = layer.sa_layer_norm(attn.out_lin(context) + x)
+    return layer.output_layer_norm(layer.ffn.ff_chunk(attended) + attended)
+
+
 def _attend(attn, query, key, value, plan, first: bool):
     import torch
 
-    heads, size = attn.num_attention_heads, attn.attention_head_size
+    heads = getattr(attn, "num_attention_heads", None) or attn.n_heads
+    size = attn.attention_head_size
     scaling = getattr(attn, "scaling", size**-0.5)
     out = []
     for lo, hi, width, index, bias, real in plan.groups:

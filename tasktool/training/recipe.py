@@ -58,7 +58,7 @@ FIELDS: dict[str, tuple[type, str]] = {
     ),
     "packed_encoder": (
         bool,
-        "CPU training of BERT-style encoders (classification, NER): layers compute the real "
+        "CPU training of BERT-style encoders and DistilBERT (classification, NER): layers compute the real "
         "tokens only, attention on small groups of rows of similar length (same loss and gradients; "
         "default true; false: the model's own padded forward, with length-sorted micro-batches)",
     ),
