@@ -18,8 +18,9 @@ measured 0.82x); fp32 fine-tuning of MiniLM on an AVX2 2-core CPU: 1.20x the one
 Every pass would also zero-fill and add a dense gradient of the whole word-embedding table (30522 x 384
 for MiniLM: 47 MB, a fixed 25-30 ms per pass on that CPU) to change the few hundred rows its tokens use.
 In one process the parts' embedding gradients are made sparse instead and added in place to one dense
-gradient allocated per step, so the optimizer, clipping and checkpoints still see a dense gradient of the
-same value (`sparse_embedding_grads`): 1.08x per step, and it makes finer parts pay (4 per thread).
+gradient per step (the same tensor each step, zeroed), so the optimizer, clipping and checkpoints still
+see a dense gradient of the same value (`sparse_embedding_grads`): 1.13x whole runs, and it makes finer
+parts pay (4 per thread).
 
 Where the encoder computes the real tokens only (`packed_encoder`, BERT-style models) there is no
 padding to shed: the batch stays whole, or its rows are dealt out to the threads (in a snake over
@@ -123,7 +124,8 @@ def split(inputs: dict, k: int, units: str, interleave: bool = False) -> list[tu
 
 class sparse_embedding_grads:
     """Within this block the input embedding's backward writes only the rows its tokens use, added in
-    place to a dense gradient (allocated here if there is none yet, as the first backward would).
+    place to a dense gradient (set here if there is none yet, as the first backward would: `spare` keeps
+    that tensor from step to step).
 
     Autograd adds a sparse gradient into an existing dense one in place, under the parameter's own lock,
     so parts on several threads may do it at once; tied output layers add their dense part as before.
@@ -260,10 +262,12 @@ def with_micro_batches(
                 torch.set_num_threads(threads)
             return sum(losses[1:], losses[0])
 
-        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kwargs):
             # evaluation during training: the packed encoder skips the padding there too
             with packed_encoder.rows_of(inputs.get("attention_mask") if packed else None):
-                return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+                return super().prediction_step(
+                    model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **kwargs
+                )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(
