@@ -74,6 +74,20 @@ def torch_allclose(a, b, **kw) -> bool:
     return torch.allclose(a, b, **kw)
 
 
+@pytest.fixture
+def plans(monkeypatch):
+    """Mask shapes of the packed forwards taken (none: the model's own forward ran)."""
+    shapes = []
+    original = packed_encoder._Plan.__init__
+
+    def spy(self, mask):
+        shapes.append(tuple(mask.shape))
+        original(self, mask)
+
+    monkeypatch.setattr(packed_encoder._Plan, "__init__", spy)
+    return shapes
+
+
 @pytest.mark.parametrize(
     ("task", "first", "side"),
     [
@@ -83,7 +97,7 @@ def torch_allclose(a, b, **kw) -> bool:
         ("token-classification", False, "left"),  # any contiguous rows of real tokens
     ],
 )
-def test_packed_encoder_gives_the_padded_models_loss_and_gradients(tiny, task, first, side):
+def test_packed_encoder_gives_the_padded_models_loss_and_gradients(tiny, plans, task, first, side):
     model = _model(tiny, task, first)
     packed = copy.deepcopy(model)
     assert packed_encoder.apply(packed)
@@ -93,23 +107,13 @@ def test_packed_encoder_gives_the_padded_models_loss_and_gradients(tiny, task, f
         batch = _batch(tiny, task, side, order)
         model.zero_grad(set_to_none=True)
         packed.zero_grad(set_to_none=True)
-        calls = []
-        original = packed_encoder._Plan.__init__
-
-        def spy(self, mask, original=original, calls=calls):
-            calls.append(mask.shape)
-            original(self, mask)
-
-        packed_encoder._Plan.__init__ = spy
-        try:
-            got = _loss_and_grads(packed, batch, batch["attention_mask"])
-        finally:
-            packed_encoder._Plan.__init__ = original
-        assert calls == [batch["attention_mask"].shape]  # it did take the packed path
+        plans.clear()
+        got = _loss_and_grads(packed, batch, batch["attention_mask"])
+        assert plans == [tuple(batch["attention_mask"].shape)]  # it did take the packed path
         _assert_same(_loss_and_grads(model, batch), got)
 
 
-def test_packed_encoder_keeps_the_models_own_forward_where_it_cannot_pack(tiny):
+def test_packed_encoder_keeps_the_models_own_forward_where_it_cannot_pack(tiny, plans):
     import torch
 
     model = _model(tiny, "text-classification", first=True)
@@ -120,6 +124,7 @@ def test_packed_encoder_keeps_the_models_own_forward_where_it_cannot_pack(tiny):
     packed.eval()
     with torch.inference_mode(), packed_encoder.rows_of(left["attention_mask"]):
         assert torch.allclose(packed(**left).logits, model.eval()(**left).logits, atol=1e-6)
+    assert plans == []  # the model's own forward ran both times
     packed_encoder.remove(packed)
     assert "forward" not in vars(packed.base_model.encoder)
 
@@ -135,7 +140,9 @@ def test_packed_encoder_is_only_for_bert_style_encoders(tiny):
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
-def test_trainer_step_with_the_packed_encoder_gives_the_whole_batchs_gradient(tiny, tmp_path, concurrent):
+def test_trainer_step_with_the_packed_encoder_gives_the_whole_batchs_gradient(
+    tiny, tmp_path, plans, concurrent
+):
     import torch
     import transformers
 
@@ -149,22 +156,13 @@ def test_trainer_step_with_the_packed_encoder_gives_the_whole_batchs_gradient(ti
         model=trained, args=args
     )
     trainer.current_gradient_accumulation_steps = 1
-    plans = []
-    original = packed_encoder._Plan.__init__
-
-    def spy(self, mask, original=original):
-        plans.append(tuple(mask.shape))
-        original(self, mask)
-
     threads = torch.get_num_threads()
-    packed_encoder._Plan.__init__ = spy
     torch.set_num_threads(2 if concurrent else threads)
     try:
         loss = trainer.training_step(trained, dict(batch))
     finally:
-        packed_encoder._Plan.__init__ = original
         torch.set_num_threads(threads)
-    # concurrent: the rows dealt out to two threads (every other row of the length order); else whole
+    # concurrent: the rows dealt out to two threads (a snake over the length order); else whole
     assert sorted(p[0] for p in plans) == ([3, 3] if concurrent else [len(TEXTS)])
     grads = {n: p.grad.clone() for n, p in trained.named_parameters() if p.grad is not None}
     _assert_same(want, (loss.detach(), grads))
@@ -193,7 +191,7 @@ def test_packed_encoder_in_evaluation_gives_the_padded_models_logits(tiny, task,
 
 
 @pytest.mark.parametrize("head", ["DistilBertForSequenceClassification", "DistilBertForTokenClassification"])
-def test_packed_distilbert_gives_the_padded_models_loss_and_gradients(tiny, head):
+def test_packed_distilbert_gives_the_padded_models_loss_and_gradients(tiny, plans, head):
     """DistilBERT (the text-classification recipe's Hub default) has blocks of its own: packed too."""
     import torch
     import transformers
@@ -216,18 +214,7 @@ def test_packed_distilbert_gives_the_padded_models_loss_and_gradients(tiny, head
     packed = copy.deepcopy(model)
     assert packed_encoder.apply(packed)
     batch = _batch(tiny, task)
-    plans = []
-    original = packed_encoder._Plan.__init__
-
-    def spy(self, mask, original=original):
-        plans.append(tuple(mask.shape))
-        original(self, mask)
-
-    packed_encoder._Plan.__init__ = spy
-    try:
-        got = _loss_and_grads(packed, batch, batch["attention_mask"])
-    finally:
-        packed_encoder._Plan.__init__ = original
+    got = _loss_and_grads(packed, batch, batch["attention_mask"])
     assert plans == [tuple(batch["attention_mask"].shape)]  # it did take the packed path
     _assert_same(_loss_and_grads(model, batch), got)
     packed_encoder.remove(packed)
