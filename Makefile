@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick: a short benchmark run
 BENCH_ARGS ?=
 
-.PHONY: install test lint format demo bench smoke clean
+.PHONY: install test test-fast lint format demo bench smoke clean
 
 $(BIN)/tasktool: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ install: $(BIN)/tasktool
 
 test: install
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check tasktool tests benchmarks

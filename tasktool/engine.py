@@ -8,24 +8,13 @@ memory stays bounded however long the input is.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 from tasktool.errors import ItemError, TaskToolError
+from tasktool.io.records import Item, short
 
-
-@dataclass
-class Item:
-    """One input: its id (given or its position), the payload the task reads, and how to show it."""
-
-    id: Any
-    payload: Any
-    display: Any = None
-    meta: dict = field(default_factory=dict)
-
-    def shown(self):
-        return self.payload if self.display is None else self.display
+__all__ = ["Engine", "Item", "Predictor", "batches", "batch_workers"]
 
 
 class Predictor:
@@ -69,8 +58,6 @@ class Predictor:
 
     def display(self, record: dict) -> dict[str, str]:
         """Columns for the people-facing table; the default shows every result field."""
-        from tasktool.io.writers import short
-
         return {k: short(v) for k, v in record.items() if k not in ("id", "input")}
 
 

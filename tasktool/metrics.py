@@ -104,7 +104,7 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, fl
 
 
 def bleu_chrf(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> dict[str, float]:
-    """Corpus sacreBLEU and chrF; references may hold several translations per sentence."""
+    """Corpus sacreBLEU and chrF; a sentence may have several references."""
     import sacrebleu
 
     refs = [[r] if isinstance(r, str) else list(r) for r in references]

@@ -11,13 +11,10 @@ import os
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
+from tasktool.hub import offline
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
 def looks_like_path(ref: str) -> bool:
@@ -111,7 +108,8 @@ def load_config(ref: str, revision: str | None = None, trust_remote_code: bool =
         return AutoConfig.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
 
 
-def _served(mapping_name: str) -> set[str]:
+def architectures_in(mapping_name: str) -> set[str]:
+    """The architectures (class names) of one of transformers' modeling_auto *_MAPPING_NAMES."""
     from transformers.models.auto import modeling_auto
 
     names: set[str] = set()
@@ -120,22 +118,15 @@ def _served(mapping_name: str) -> set[str]:
     return names
 
 
-def task_of_architecture(arch: str) -> list[str]:
-    from tasktool.tasks.registry import TASKS
-
-    return [
-        spec.name
-        for spec in TASKS.values()
-        if any(arch in _served(m) for m in (spec.mapping, *spec.extra_mappings))
-    ]
-
-
 def check_compatible(spec, config, ref: str) -> bool:
-    """Refuse a model trained for another task; return False when the task head is missing."""
+    """Refuse a model trained for another task; return False when the task head is missing.
+
+    `spec` is the task's registry entry: `spec.tasks_serving(arch)` names every task an architecture
+    serves (the registry knows them all; this module imports nothing above it)."""
     archs = list(getattr(config, "architectures", None) or [])
     if not archs:
         return True
-    tasks = {t for arch in archs for t in task_of_architecture(arch)}
+    tasks = {t for arch in archs for t in spec.tasks_serving(arch)}
     if spec.name in tasks:
         return True
     if tasks:

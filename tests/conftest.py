@@ -28,7 +28,7 @@ def _threads():
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """tiny(task, **kwargs) -> folder of a tiny random model for that task (built once per arguments)."""
-    from tasktool import tiny as builder
+    from tasktool.tasks.registry import resolve
 
     cache: dict = {}
 
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
         key = (task, json.dumps(kwargs, sort_keys=True, default=str))
         if key not in cache:
             out = tmp_path_factory.mktemp("tiny-" + task.replace("/", "_"))
-            cache[key] = builder.build(task, out, **kwargs)
+            cache[key] = resolve(task).build_tiny(out, **kwargs)
         return cache[key]
 
     return make
@@ -59,7 +59,7 @@ def nothing_dropped(monkeypatch):
     Train mode must then compute exactly what eval mode does."""
     import torch
 
-    from tasktool.training import fast_dropout
+    from tasktool.accel import fast_dropout
 
     calls: list = []
     monkeypatch.setattr(

@@ -20,7 +20,10 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 LABELS = ["NEG", "POS"]
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate's launcher is not installed")
+pytestmark = [  # several processes each: `make test-fast` leaves these out
+    pytest.mark.slow,
+    pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate's launcher is not installed"),
+]
 
 
 def _free_port() -> int:

@@ -238,7 +238,7 @@ def test_streaming_memory_does_not_grow_with_the_recording_length(ctc, tmp_path)
     from tasktool.engine import Engine, Item
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
-    from tasktool.tasks.speech_recognition import SpeechRecognition
+    from tasktool.tasks.speech_recognition.predict import SpeechRecognition
 
     predictor = SpeechRecognition(
         resolve("asr"), InferOptions(model=str(ctc), device="cpu", chunk_length=5.0, batch_size=1)

@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sample_data as samples
 from conftest import assert_user_error
 
-from tasktool import samples
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +374,9 @@ def test_training_manifest_paths_cannot_leave_the_manifest_folder(cli, tiny, tmp
 
 
 def test_allow_absolute_paths_lets_a_training_manifest_name_files_elsewhere(tmp_path):
-    from tasktool.training.data import Source
-    from tasktool.training.media_data import IMAGE, read_examples
+    from tasktool.io.kinds import IMAGE
+    from tasktool.io.media import read_examples
+    from tasktool.io.readers import Source
 
     elsewhere = samples.write_image_classes(tmp_path / "elsewhere", per_class=1)
     manifest_dir = tmp_path / "manifests"
@@ -461,8 +463,9 @@ def test_finetune_does_not_run_remote_code_without_the_flag(cli, cls_model, tmp_
 def test_only_a_runs_own_held_out_split_may_name_files_outside_its_folder(tmp_path):
     """eval.jsonl saved by finetune next to metrics.json keeps the training data's own paths."""
     from tasktool.errors import TaskToolError
-    from tasktool.training.data import Source
-    from tasktool.training.media_data import IMAGE, read_examples
+    from tasktool.io.kinds import IMAGE
+    from tasktool.io.media import read_examples
+    from tasktool.io.readers import Source
 
     images = samples.write_image_classes(tmp_path / "data", per_class=1)
     model = tmp_path / "model"

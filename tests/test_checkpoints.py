@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -164,7 +166,7 @@ def _checkpoint(folder: Path, step: int, complete: bool) -> Path:
 
 
 def test_newest_complete_checkpoint_wins_over_newer_partial_ones(tmp_path):
-    from tasktool.training.trainer import checkpoints, last_checkpoint
+    from tasktool.training.checkpoints import checkpoints, last_checkpoint
 
     for step, complete in ((5, True), (10, True), (15, False), (20, False)):
         _checkpoint(tmp_path, step, complete)
@@ -176,7 +178,7 @@ def test_newest_complete_checkpoint_wins_over_newer_partial_ones(tmp_path):
 
 
 def test_rotation_counts_only_complete_checkpoints_and_keeps_the_newest(tmp_path):
-    from tasktool.training.trainer import rotate
+    from tasktool.training.checkpoints import rotate
 
     for step, complete in ((1, True), (2, True), (3, True), (4, False)):
         _checkpoint(tmp_path, step, complete)
@@ -188,9 +190,9 @@ def test_rotation_counts_only_complete_checkpoints_and_keeps_the_newest(tmp_path
 
 def test_checkpoints_written_by_the_trainer_carry_the_marker_and_rotation_waits_for_it(tiny, data, tmp_path):
     """save_total_limit=1 with keep_checkpoints: the one kept is the newest, and it is marked complete."""
+    from tasktool.io.readers import Source
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve("sentiment")
     recipe = resolve_recipe(
@@ -236,9 +238,9 @@ def test_a_failure_before_publishing_leaves_no_model_files_in_the_output_folder(
     tiny, data, tmp_path, monkeypatch
 ):
     """A run that dies while saving/evaluating the final model leaves the folder as training left it."""
+    from tasktool.io.readers import Source
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve("sentiment")
     recipe = resolve_recipe(spec.name, overrides=["max_steps=4", "save_steps=2", "batch_size=8"])
@@ -247,7 +249,7 @@ def test_a_failure_before_publishing_leaves_no_model_files_in_the_output_folder(
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "evaluate", boom)
+    monkeypatch.setattr(trainer.evaluator, "evaluate", boom)
     out = tmp_path / "m"
     with pytest.raises(KeyboardInterrupt):
         trainer.run(Source(str(data[0])), Source(str(data[1])), out, model=str(tiny("text-classification")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasktool.tasks import cpu_fusion
+from tasktool.accel import cpu_fusion
 
 TEXTS = ["a good film", "the worst movie of the year and far too long really", "ok", "fine then, I suppose"]
 
@@ -66,7 +66,7 @@ def test_float32_training_and_other_architectures_are_left_alone(tiny):
 
 
 def test_bf16_infer_runs_fused_and_scores_match_float32(cli, tiny):
-    from tasktool.infer import build_predictor
+    from tasktool.inference import build_predictor
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
 

@@ -9,6 +9,8 @@ import pytest
 from conftest import FIXTURES, assert_user_error
 from test_finetune_text import FAST, keyword_rows, tagging_rows
 
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
+
 TEXT = FIXTURES / "text"
 
 
@@ -18,9 +20,9 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def _finetune(spec_name: str, data: Path, base: Path, out: Path, *overrides: str) -> Path:
+    from tasktool.io.readers import Source
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve(spec_name)
     recipe = resolve_recipe(spec.name, overrides=[*overrides, *FAST])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasktool.training import fast_dropout
+from tasktool.accel import fast_dropout
 
 
 def test_keep_mask_drops_p_independently_and_follows_the_seed():
@@ -104,7 +104,7 @@ def test_uninstall_restores_sdpa_so_the_saved_config_names_no_tasktool_attention
 
 
 def test_optimizer_auto_is_fused_adamw_and_a_name_passes_through():
-    from tasktool.training.trainer import optimizer_name
+    from tasktool.training.arguments import optimizer_name
 
     assert optimizer_name("auto") == "adamw_torch_fused"  # torch >= 2.4 on CPU
     assert optimizer_name("adafactor") == "adafactor"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 from conftest import assert_user_error
 
@@ -71,34 +68,6 @@ def test_several_masks_give_one_list_per_mask(cli, model, tokenizer):
     assert word["sequence"] == f"the {word['token_str']} film was [MASK]"  # the other mask stays
     word = next(p for p in second if not p["token_str"].startswith("##"))
     assert word["sequence"] == f"the [MASK] film was {word['token_str']}"
-
-
-def test_jsonl_csv_and_stdin_inputs_agree(cli, model, tokenizer, tmp_path):
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    table = tmp_path / "in.csv"
-    with open(table, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["sentence", "other"])
-        w.writerows([[t, 1] for t in TEXTS])
-    runs = [
-        cli("infer", "fill-mask", "--file", jsonl, "--model", model),
-        cli("infer", "fill-mask", "--file", table, "--model", model),
-        cli("infer", "fill-mask", "-", "--model", model, input="\n".join(TEXTS) + "\n"),
-    ]
-    for run in runs:
-        assert run.code == 0, run.err
-        _check(run.records(), TEXTS, tokenizer)
-    tokens = [[[p["token"] for p in r["predictions"]] for r in run.records()] for run in runs]
-    assert tokens[0] == tokens[1] == tokens[2]
-
-
-def test_output_file_holds_the_same_records(cli, model, tmp_path):
-    out = tmp_path / "out.jsonl"
-    shown = cli("infer", "fill-mask", *TEXTS, "--model", model)
-    written = cli("infer", "fill-mask", *TEXTS, "--model", model, "--output", out)
-    assert written.code == 0, written.err
-    assert [json.loads(line) for line in out.read_text().splitlines()] == shown.records()
 
 
 def test_batched_equals_unbatched(cli, model):

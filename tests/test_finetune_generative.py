@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_user_error
 
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
+
 FAST = ["warmup_ratio=0", "save_steps=1000", "eval_steps=1000", "logging_steps=10"]
 NUMBERS = "one two three four five six seven eight nine ten".split()
 
@@ -36,9 +38,9 @@ def copy_rows(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
 
 def train(task: str, data: Path, out: Path, model: Path, overrides: list[str]):
     """Fine-tune through the Python API (as the CLI does); returns the trainer object."""
+    from tasktool.io.readers import Source
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve(task)
     recipe = resolve_recipe(spec.name, overrides=[*overrides, *FAST])
@@ -244,7 +246,7 @@ def test_t5_summarization_prefix_is_saved_so_inference_uses_the_trained_one(
 ):
     from transformers import AutoConfig
 
-    from tasktool.tasks.seq2seq import summarization_prefix
+    from tasktool.tasks.seq2seq.predict import summarization_prefix
 
     out = tmp_path / "t5"
     trainer = train(
@@ -265,7 +267,7 @@ def test_t5_translation_uses_the_inference_prefix_and_saves_the_trained_pair(
 ):
     from transformers import AutoConfig
 
-    from tasktool.tasks.seq2seq import translation_prefix
+    from tasktool.tasks.seq2seq.predict import translation_prefix
 
     out = tmp_path / "t5"
     trainer = train(
@@ -331,7 +333,7 @@ LM_TASKS = {"text-generation": "AutoModelForCausalLM", "fill-mask": "AutoModelFo
 
 @pytest.fixture(scope="module")
 def lm_data(tmp_path_factory):
-    from tasktool.samples import text_lines
+    from tasktool.tiny.samples import text_lines
 
     folder = tmp_path_factory.mktemp("lm-data")
     (folder / "train.txt").write_text("\n".join(text_lines(200, seed=0)) + "\n")
@@ -424,7 +426,7 @@ def test_whole_file_mode_holds_out_the_last_lines_of_one_document(tiny, lm_data,
 
 
 def test_language_model_trains_on_a_named_text_column_of_a_jsonl_file(cli, tiny, tmp_path):
-    from tasktool.samples import text_lines
+    from tasktool.tiny.samples import text_lines
 
     data = _write_jsonl(
         tmp_path / "d.jsonl", [{"note": line, "n": i} for i, line in enumerate(text_lines(20))]
@@ -453,7 +455,7 @@ def test_language_model_trains_on_a_named_text_column_of_a_jsonl_file(cli, tiny,
 
 
 def test_masked_lm_evaluation_masking_is_reproducible():
-    from tasktool.training.masked_lm import mask_block
+    from tasktool.tasks.fill_mask.evaluate import mask_block
 
     ids, special = list(range(100, 140)), [1] + [0] * 38 + [1]
     first = mask_block(ids, special, 4, 500, 0.15, random.Random("42-0"))

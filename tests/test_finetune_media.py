@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sample_data as samples
 from conftest import FIXTURES, assert_user_error
 
-from tasktool import samples
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
 
 MEDIA = FIXTURES / "media_train"
 
@@ -306,10 +307,10 @@ def test_whisper_on_ljspeech_clips_trains_offline_with_language_and_task_in_the_
 
 def test_whisper_labels_carry_the_language_and_task_prompt(tiny):
     from tasktool.tasks.registry import resolve
-    from tasktool.training.speech import SpeechRecognitionTrainer
+    from tasktool.tasks.speech_recognition.train import Trainer as SpeechRecognitionTrainer
 
     trainer = SpeechRecognitionTrainer(resolve("asr"), {"language": "de"}, quiet=True)
-    processor = trainer._tokenizer(str(tiny("automatic-speech-recognition")))
+    processor = trainer.load_processor(str(tiny("automatic-speech-recognition")))
     tok = processor.tokenizer
     ids = trainer._labels("hallo welt")
     prompt = tok.convert_ids_to_tokens(ids[:4])
@@ -386,8 +387,8 @@ def test_corrupt_training_files_are_skipped_with_a_count_or_stop_the_run_with_st
 
 
 def test_a_file_that_breaks_after_the_check_is_replaced_not_fatal(tiny, tmp_path):
-    from tasktool.tasks.vision_base import load_image_processor
-    from tasktool.training.media_data import ImageDataset
+    from tasktool.tasks.vision import load_image_processor
+    from tasktool.training.media import ImageDataset
 
     folder = samples.write_image_classes(tmp_path / "images", per_class=2)
     examples = [{"path": str(p), "label": p.parent.name} for p in sorted(folder.rglob("*.png"))]
@@ -441,8 +442,8 @@ def test_evaluation_skips_unreadable_files_and_counts_them(cli, tiny, tmp_path):
 def test_metadata_files_manifests_and_column_flags(tmp_path):
     import soundfile as sf
 
-    from tasktool.training.data import Source
-    from tasktool.training.media_data import read_examples
+    from tasktool.io.media import read_examples
+    from tasktool.io.readers import Source
 
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -500,8 +501,8 @@ def test_saved_datasets_with_audio_and_image_features_are_read_without_decoding(
     import soundfile as sf
     from PIL import Image
 
-    from tasktool.training.data import Source
-    from tasktool.training.media_data import read_examples
+    from tasktool.io.media import read_examples
+    from tasktool.io.readers import Source
 
     monkeypatch.setenv("TASKTOOL_CACHE", str(tmp_path / "cache"))
     folder = samples.write_image_classes(tmp_path / "images", per_class=1)
@@ -533,7 +534,7 @@ def test_saved_datasets_with_audio_and_image_features_are_read_without_decoding(
 def test_max_audio_seconds_cuts_for_classification_and_drops_for_asr(tmp_path):
     import soundfile as sf
 
-    from tasktool.training.media_data import decode_audio
+    from tasktool.training.media import decode_audio
 
     sf.write(tmp_path / "long.wav", samples.tone(440.0, seconds=2.0), 16000)
     sf.write(tmp_path / "short.wav", samples.tone(440.0, seconds=0.5), 16000)
@@ -545,8 +546,8 @@ def test_max_audio_seconds_cuts_for_classification_and_drops_for_asr(tmp_path):
 
 
 def test_augmentation_is_random_for_training_and_off_for_evaluation(tiny, tmp_path):
-    from tasktool.tasks.vision_base import load_image_processor
-    from tasktool.training.media_data import ImageDataset
+    from tasktool.tasks.vision import load_image_processor
+    from tasktool.training.media import ImageDataset
 
     examples = [{"path": str(MEDIA / "cifar10" / "cat" / "0000.jpg"), "label": "cat"}]
     processor = load_image_processor(str(tiny("image-classification")))
@@ -566,7 +567,7 @@ def test_augmentation_is_random_for_training_and_off_for_evaluation(tiny, tmp_pa
 
 
 def test_scoring_ignores_case_punctuation_and_spacing():
-    from tasktool.training.speech import asr_metrics, normalize_text
+    from tasktool.tasks.speech_recognition.evaluate import asr_metrics, normalize_text
 
     assert normalize_text('  Hello,   World! It\'s "fine".') == "hello world it's fine"
     scores = asr_metrics(["hello world"], ["Hello, World!"])

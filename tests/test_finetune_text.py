@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, assert_user_error
 
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
+
 TEXT = FIXTURES / "text"
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["warmup_ratio=0", "save_steps=1000", "logging_steps=5"]
@@ -71,9 +73,9 @@ def cls_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_classifier(tiny, cls_data, tmp_path_factory):
     """A tiny classifier fine-tuned through the Python API (held-out split), shared by several tests."""
+    from tasktool.io.readers import Source
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve("sentiment")
     out = tmp_path_factory.mktemp("ft") / "cls"
@@ -246,7 +248,7 @@ def test_held_out_split_is_fixed_by_the_seed(trained_classifier, cls_data):
 
 
 def test_conll_token_files_are_read_as_sentences(cli, tiny, tmp_path):
-    from tasktool.training.data import looks_like_conll, read_conll
+    from tasktool.io.readers import looks_like_conll, read_conll
 
     path = TEXT / "germeval_train.txt"
     assert looks_like_conll(path)
@@ -475,24 +477,22 @@ def test_a_save_to_disk_dataset_trains_with_classlabel_names(cli, tiny, tmp_path
     assert_user_error(bad, "no split 'test'", "train, validation")
 
 
-def test_loss_curve_falls_back_to_a_pil_drawing_without_matplotlib(tmp_path):
+def test_loss_curve_is_drawn_with_matplotlib_from_the_log(tmp_path):
     from PIL import Image
 
-    from tasktool.training.artifacts import _plot_pil, _series
+    from tasktool.training.artifacts import plot_loss
 
     log = [{"step": s, "loss": 1.0 / s} for s in range(1, 11)] + [{"step": 10, "eval_loss": 0.2}]
-    _plot_pil(_series(log, "loss"), _series(log, "eval_loss"), tmp_path / "curve.png")
+    plot_loss(log, tmp_path / "curve.png")
     with Image.open(tmp_path / "curve.png") as img:
         assert img.size == (600, 350)
-        assert (
-            len(img.convert("RGB").getcolors(100_000)) > 2
-        )  # axes, a blue line and orange points were drawn
+        assert len(img.convert("RGB").getcolors(100_000)) > 2  # axes and the lines were drawn
 
 
 def test_no_experiment_tracker_is_enabled_by_default(tiny):
+    from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.recipe import resolve_recipe
-    from tasktool.training.trainer import _has_tensorboard
+    from tasktool.training.arguments import _has_tensorboard
 
     spec = resolve("sentiment")
     trainer = spec.load_trainer()(spec, resolve_recipe(spec.name), {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasktool.tasks import first_token
+from tasktool.accel import first_token
 
 TEXTS = ["a good film", "the worst movie of the year and far too long really", "ok", "fine then, I suppose"]
 
@@ -64,7 +64,7 @@ def test_training_attention_goes_through_the_models_dropout_path(tiny, nothing_d
     import torch
     import transformers
 
-    from tasktool.training import fast_dropout
+    from tasktool.accel import fast_dropout
 
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         tiny("text-classification")

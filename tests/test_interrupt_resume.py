@@ -13,6 +13,8 @@ import pytest
 
 from tasktool.tiny.text import WORDS
 
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
+
 N = 3000
 
 

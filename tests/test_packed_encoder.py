@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from tasktool.tasks import first_token
-from tasktool.training import micro_batches, packed_encoder
+from tasktool.accel import first_token, micro_batches, packed_encoder
 
 TEXTS = [
     "ok",

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tasktool.engine import Engine, Item, Predictor, batches
 from tasktool.errors import ItemError
-from tasktool.io.readers import InputSpec, text_items
+from tasktool.io.inputs import InputSpec, text_items
 
 
 class Echo(Predictor):

@@ -34,7 +34,8 @@ def test_recipes_show_resolves_an_alias_and_prints_valid_yaml(cli):
 
 @pytest.mark.parametrize("task", TEXT_TASKS)
 def test_every_shipped_recipe_passes_the_type_checks(task):
-    from tasktool.training.recipe import FIELDS, read_yaml, recipe_path
+    from tasktool.recipes import recipe_path
+    from tasktool.training.recipe import FIELDS, read_yaml
 
     recipe = read_yaml(recipe_path(task))
     assert recipe["task"] == task and recipe["model"]
@@ -42,7 +43,7 @@ def test_every_shipped_recipe_passes_the_type_checks(task):
 
 
 def test_precedence_is_defaults_then_file_then_flags_then_overrides(tmp_path):
-    from tasktool.training.recipe import resolve_recipe
+    from tasktool.recipes import resolve_recipe
 
     user = tmp_path / "mine.yaml"
     user.write_text("lr: 1.0e-3\nbatch_size: 4\nepochs: 7\n")
@@ -94,7 +95,8 @@ def test_recipe_for_another_task_is_refused(cli, tmp_path):
 
 
 def test_dump_round_trips_through_read_yaml(tmp_path):
-    from tasktool.training.recipe import dump, read_yaml, resolve_recipe
+    from tasktool.recipes import resolve_recipe
+    from tasktool.training.recipe import dump, read_yaml
 
     recipe = resolve_recipe("qa", overrides=["stride=64"])
     path = tmp_path / "recipe.yaml"

@@ -7,8 +7,6 @@ rows up would go unseen.
 
 from __future__ import annotations
 
-import csv
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -52,31 +50,6 @@ def _check(records, case, texts=TEXTS):
 
 def test_literal_texts_give_one_output_each_in_order(cli, case):
     _check(_run(cli, case, *TEXTS), case)
-
-
-def test_jsonl_csv_and_stdin_inputs_agree(cli, case, tmp_path):
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"document": t, "n": i}) + "\n" for i, t in enumerate(TEXTS)))
-    table = tmp_path / "in.csv"
-    with open(table, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "other"])
-        w.writerows([[t, 1] for t in TEXTS])
-    runs = [
-        _run(cli, case, "--file", jsonl),
-        _run(cli, case, "--file", table),
-        _run(cli, case, "-", input="\n".join(TEXTS) + "\n"),
-    ]
-    for records in runs:
-        _check(records, case)
-    assert runs[0] == runs[1] == runs[2]
-
-
-def test_output_file_holds_the_same_records(cli, case, tmp_path):
-    out = tmp_path / "out.jsonl"
-    shown = _run(cli, case, *TEXTS)
-    assert _run(cli, case, *TEXTS, "--output", out) == []
-    assert [json.loads(line) for line in out.read_text().splitlines()] == shown
 
 
 def test_batched_equals_one_at_a_time(cli, case):
@@ -126,14 +99,14 @@ T5 = SimpleNamespace(model_type="t5")
 
 
 def test_t5_summarization_prefix_is_summarize():
-    from tasktool.tasks.seq2seq import summarization_prefix
+    from tasktool.tasks.seq2seq.predict import summarization_prefix
 
     assert summarization_prefix(T5) == ("summarize: ", {})
     assert summarization_prefix(SimpleNamespace(model_type="bart")) == ("", {})
 
 
 def test_task_specific_params_give_the_prefix_and_generation_settings():
-    from tasktool.tasks.seq2seq import summarization_prefix, translation_prefix
+    from tasktool.tasks.seq2seq.predict import summarization_prefix, translation_prefix
 
     params = {
         "summarization": {"prefix": "sum: ", "num_beams": 4, "max_length": 200},
@@ -145,7 +118,7 @@ def test_task_specific_params_give_the_prefix_and_generation_settings():
 
 
 def test_t5_translation_prefix_from_language_flags_and_defaults():
-    from tasktool.tasks.seq2seq import translation_prefix
+    from tasktool.tasks.seq2seq.predict import translation_prefix
 
     assert translation_prefix(T5)[0] == "translate English to French: "  # the Hugging Face default
     assert translation_prefix(T5, "en", "de")[0] == "translate English to German: "
@@ -158,7 +131,7 @@ def test_t5_translation_prefix_from_language_flags_and_defaults():
 
 def test_t5_translation_without_a_target_it_cannot_infer_is_an_error():
     from tasktool.errors import TaskToolError
-    from tasktool.tasks.seq2seq import translation_prefix
+    from tasktool.tasks.seq2seq.predict import translation_prefix
 
     with pytest.raises(TaskToolError, match="cannot tell") as exc:
         translation_prefix(T5, "de")
@@ -267,7 +240,7 @@ def test_nllb_codes_found_and_short_forms_resolved():
     import transformers as tf
 
     from tasktool.errors import TaskToolError
-    from tasktool.tasks.seq2seq import language_codes, language_kwargs, pick_code
+    from tasktool.tasks.seq2seq.predict import language_codes, language_kwargs, pick_code
 
     tok = tf.NllbTokenizer()
     codes = language_codes(tok)
@@ -285,6 +258,6 @@ def test_nllb_codes_found_and_short_forms_resolved():
 def test_marian_and_bpe_tokenizers_need_no_language_codes(tiny):
     from transformers import AutoTokenizer
 
-    from tasktool.tasks.seq2seq import language_codes
+    from tasktool.tasks.seq2seq.predict import language_codes
 
     assert language_codes(AutoTokenizer.from_pretrained(tiny("translation"))) is None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import sample_data as samples
 from conftest import assert_user_error
 
-from tasktool import samples
 from tasktool.tasks.registry import TASKS
+
+pytestmark = pytest.mark.slow  # fine-tuning runs / several processes: `make test-fast` leaves these out
 
 
 def test_smoke_passes_for_every_task_in_the_registry(cli, tmp_path):
@@ -19,18 +21,18 @@ def test_smoke_passes_for_every_task_in_the_registry(cli, tmp_path):
     assert not failed and result.code == 0, failed
     for row in rows:
         spec = TASKS[row["task"]]
-        expected = {"build", "infer", "total"} | ({"finetune", "evaluate"} if spec.trainer else set())
+        expected = {"build", "infer", "total"} | ({"finetune", "evaluate"} & set(spec.modes))
         assert set(row["stages"]) == expected
     assert (tmp_path / "keep" / "token-classification" / "finetuned" / "config.json").exists()
 
 
 def test_smoke_reports_a_failing_task_and_exits_non_zero(cli, monkeypatch):
-    import tasktool.smoke as smoke
+    from tasktool.tasks.text_classification import sample
 
-    def broken(spec, folder):
+    def broken(folder, spec=None):
         raise ValueError("sample data is broken")
 
-    monkeypatch.setattr(smoke, "sample_for", broken)
+    monkeypatch.setattr(sample, "write", broken)
     result = cli("smoke", "sentiment", "--format", "jsonl")
     assert result.code == 1
     row = json.loads(result.out)

@@ -27,40 +27,6 @@ def test_literal_texts_give_one_record_each_in_order(cli, model):
     _check(result.records(), TEXTS)
 
 
-def test_jsonl_csv_and_stdin_inputs_agree(cli, model, tmp_path):
-    import csv
-    import json
-
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    table = tmp_path / "in.csv"
-    with open(table, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["sentence", "other"])
-        w.writerows([[t, 1] for t in TEXTS])
-    runs = [
-        cli("infer", "sentiment", "--file", jsonl, "--model", model),
-        cli("infer", "sentiment", "--file", table, "--model", model),
-        cli("infer", "sentiment", "-", "--model", model, input="\n".join(TEXTS) + "\n"),
-    ]
-    for run in runs:
-        assert run.code == 0, run.err
-        _check(run.records(), TEXTS)
-    labels = [[r["label"] for r in run.records()] for run in runs]
-    assert labels[0] == labels[1] == labels[2]
-
-
-def test_output_file_holds_the_same_records(cli, model, tmp_path):
-    import json
-
-    out = tmp_path / "out.jsonl"
-    shown = cli("infer", "sentiment", *TEXTS, "--model", model)
-    written = cli("infer", "sentiment", *TEXTS, "--model", model, "--output", out)
-    assert written.code == 0, written.err
-    assert [json.loads(line) for line in out.read_text().splitlines()] == shown.records()
-    assert not (tmp_path / "out.jsonl.partial").exists()
-
-
 def test_batched_equals_unbatched(cli, model):
     one = cli("infer", "sentiment", *TEXTS, "--model", model, "--batch-size", "1", "--top-k", "2").records()
     many = cli("infer", "sentiment", *TEXTS, "--model", model, "--batch-size", "3", "--top-k", "2").records()

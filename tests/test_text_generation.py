@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -40,31 +39,6 @@ def _check(records, prompts):
 
 def test_literal_prompts_give_prompt_plus_continuation_in_order(cli, model):
     _check(_gen(cli, model, *PROMPTS), PROMPTS)
-
-
-def test_jsonl_csv_and_stdin_inputs_agree(cli, model, tmp_path):
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"prompt": p, "n": i}) + "\n" for i, p in enumerate(PROMPTS)))
-    table = tmp_path / "in.csv"
-    with open(table, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "other"])
-        w.writerows([[p, 1] for p in PROMPTS])
-    runs = [
-        _gen(cli, model, "--file", jsonl),
-        _gen(cli, model, "--file", table),
-        _gen(cli, model, "-", input="\n".join(PROMPTS) + "\n"),
-    ]
-    for records in runs:
-        _check(records, PROMPTS)
-    assert runs[0] == runs[1] == runs[2]
-
-
-def test_output_file_holds_the_same_records(cli, model, tmp_path):
-    out = tmp_path / "out.jsonl"
-    shown = _gen(cli, model, *PROMPTS)
-    assert _gen(cli, model, *PROMPTS, "--output", out) == []
-    assert [json.loads(line) for line in out.read_text().splitlines()] == shown
 
 
 def test_left_padded_batches_equal_one_prompt_at_a_time(cli, model):
@@ -129,7 +103,7 @@ def test_prompt_longer_than_the_context_keeps_its_end(cli, model):
 
 
 def test_truncate_left_keeps_the_last_tokens_and_a_leading_bos():
-    from tasktool.tasks.text_generation import truncate_left
+    from tasktool.tasks.text_generation.predict import truncate_left
 
     assert truncate_left([1, 2, 3, 4, 5], 3) == [3, 4, 5]
     assert truncate_left([0, 2, 3, 4, 5], 3, bos_id=0) == [0, 4, 5]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import numpy as np
 import pytest
 from conftest import assert_user_error
 
-from tasktool.tasks.token_classification import aggregate, simple_entities, split_tag
+from tasktool.tasks.token_classification.predict import aggregate, simple_entities, split_tag
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 ID2LABEL = dict(enumerate(LABELS))
@@ -133,38 +130,6 @@ def test_word_aggregation_never_splits_a_word(cli, model):
     )
     for e in records[0]["entities"]:
         assert e["start"] in bounds and e["end"] in bounds
-
-
-def test_jsonl_csv_and_stdin_inputs_agree(cli, model, tmp_path):
-    jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    table = tmp_path / "in.csv"
-    with open(table, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "other"])
-        w.writerows([[t, 1] for t in TEXTS])
-    runs = [
-        cli("infer", "ner", *TEXTS, "--model", model),
-        cli("infer", "ner", "--file", jsonl, "--model", model),
-        cli("infer", "ner", "--file", table, "--model", model),
-        cli("infer", "ner", "-", "--model", model, input="\n".join(TEXTS) + "\n"),
-    ]
-    for run in runs:
-        assert run.code == 0, run.err
-        _check(run.records(), TEXTS)
-    spans = [
-        [[(e["entity_group"], e["start"], e["end"]) for e in r["entities"]] for r in run.records()]
-        for run in runs
-    ]
-    assert spans[0] == spans[1] == spans[2] == spans[3]
-
-
-def test_output_file_holds_the_same_records(cli, model, tmp_path):
-    out = tmp_path / "out.jsonl"
-    shown = cli("infer", "ner", *TEXTS, "--model", model)
-    written = cli("infer", "ner", *TEXTS, "--model", model, "--output", out)
-    assert written.code == 0, written.err
-    assert [json.loads(line) for line in out.read_text().splitlines()] == shown.records()
 
 
 def test_batched_equals_unbatched(cli, model):

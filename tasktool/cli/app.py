@@ -47,26 +47,13 @@ def _root(
 
 
 def _register():
-    from tasktool.cli import infer, info
+    from tasktool.cli import evaluate, finetune, infer, info, recipes, smoke
 
     app.command("tasks", help="List the tasks, their aliases and default models.")(info.tasks)
     app.command("env", help="Versions, device, offline state and cache folder.")(info.env)
     app.command("infer", help=infer.HELP, no_args_is_help=True)(infer.infer)
-    for name in ("finetune", "evaluate", "recipes", "smoke"):
-        _register_optional(name)
-
-
-def _register_optional(name: str):
-    """Commands whose modules may not exist yet in a partial build."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"tasktool.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"tasktool.cli.{name}":
-            return
-        raise
-    module.register(app)
+    for module in (finetune, evaluate, recipes, smoke):
+        module.register(app)
 
 
 _register()

@@ -51,6 +51,11 @@ OutputOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 
 
+def option(kind, help_text: str, panel: str | None = None, *names: str, **extra):
+    """An Annotated option type, so a command's signature holds one line per option."""
+    return Annotated[kind, typer.Option(*names, help=help_text, rich_help_panel=panel, **extra)]
+
+
 def check_choice(name: str, value: str, choices) -> str:
     from tasktool.errors import TaskToolError, nearest
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -23,6 +22,7 @@ from tasktool.cli.common import (
     TokensCol,
     TranscriptionCol,
     column_map,
+    option,
 )
 
 HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
@@ -38,27 +38,32 @@ Examples:
   tasktool evaluate qa --model qa-model --data dev.json --predictions preds.jsonl
 """
 
-G_COLS = "Columns"
+DataOpt = option(str | None, "Labelled data file, CoNLL file or dataset folder.", None, "--data", "-d")
+DatasetOpt = option(str | None, "A Hub dataset name or save_to_disk folder (instead of --data).")
+SplitOpt = option(str, "--dataset split.")
+MetricsOpt = option(Path | None, "Write the metrics as JSON to FILE.", None, "--output", "-o")
+PredictionsOpt = option(Path | None, "Write per-example predictions (JSON Lines) to FILE.")
+EvalBatchOpt = option(int, "Inputs per batch.", None, "--batch-size", "-b", min=1)
+EvalDeviceOpt = option(str, "auto, cpu, cuda, mps.")
+StrictOpt = option(bool, "Audio/images: stop at an unreadable file instead of skipping it.", None, "--strict")
+OutsideOpt = option(
+    bool, "Manifest paths may be absolute or leave the manifest's folder.", None, "--allow-absolute-paths"
+)
+SmokeOpt = option(
+    bool, "Check this command fast: a shrunk random model and the first few examples.", None, "--smoke"
+)
 
 
 def evaluate(
     task: TaskArg,
-    data: Annotated[
-        str | None, typer.Option("--data", "-d", help="Labelled data file, CoNLL file or dataset folder.")
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="A Hub dataset name or save_to_disk folder (instead of --data).")
-    ] = None,
-    split: Annotated[str, typer.Option(help="--dataset split.")] = "test",
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
     model: ModelOpt = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON to FILE.")
-    ] = None,
-    predictions: Annotated[
-        Path | None, typer.Option(help="Write per-example predictions (JSON Lines) to FILE.")
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch.", min=1)] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    output: MetricsOpt = None,
+    predictions: PredictionsOpt = None,
+    batch_size: EvalBatchOpt = 32,
+    device: EvalDeviceOpt = "auto",
     text_column: TextCol = None,
     text_pair_column: TextPairCol = None,
     label_column: LabelCol = None,
@@ -71,62 +76,37 @@ def evaluate(
     target_column: TargetCol = None,
     path_column: PathCol = None,
     transcription_column: TranscriptionCol = None,
-    strict: Annotated[
-        bool,
-        typer.Option("--strict", help="Audio/images: stop at an unreadable file instead of skipping it."),
-    ] = False,
-    allow_absolute_paths: Annotated[
-        bool,
-        typer.Option(
-            "--allow-absolute-paths", help="Manifest paths may be absolute or leave the manifest's folder."
-        ),
-    ] = False,
-    smoke: Annotated[
-        bool,
-        typer.Option(
-            "--smoke", help="Check this command fast: a shrunk random model and the first few examples."
-        ),
-    ] = False,
+    strict: StrictOpt = False,
+    allow_absolute_paths: OutsideOpt = False,
+    smoke: SmokeOpt = False,
 ):
     import json
 
-    from tasktool.errors import TaskToolError
+    from tasktool import api
     from tasktool.tasks.registry import resolve
-    from tasktool.training.data import Source
-    from tasktool.training.recipe import read_yaml, resolve_recipe
 
     spec = resolve(task)
-    if not spec.trainer:
-        raise TaskToolError(f"'evaluate' is not available for task '{spec.name}' yet", "see `tasktool tasks`")
-    if bool(data) == bool(dataset):
-        raise TaskToolError("give the evaluation data one way: --data FILE or --dataset NAME", "exactly one")
-    ref = model or spec.default_model
-    recipe = resolve_recipe(spec.name)
-    saved = Path(ref).expanduser() / "recipe.yaml"
-    if saved.is_file():  # a tasktool-trained folder: evaluate with its own settings (stride, label names)
-        recipe.update(read_yaml(saved))
-    columns = column_map(locals())
-    if strict:
-        recipe["strict"] = True
-    recipe["allow_absolute_paths"] = allow_absolute_paths  # this command's flag, never the saved recipe's
-    trainer = spec.load_trainer()(spec, recipe, columns, quiet=True)
-    from tasktool import runtime
-
-    examples = trainer.read(Source(data) if data else Source(dataset, split))
-    if smoke:
-        from tasktool.smoke import SMOKE_EXAMPLES, shrunk_model, smoke_dir
-
-        examples = examples[:SMOKE_EXAMPLES]
-        ref = str(shrunk_model(spec, ref, smoke_dir() / "model"))
-    ref = runtime.check_model_ref(ref)
-    metrics, records = trainer.evaluate(ref, examples, batch_size=batch_size, device=device)
+    metrics, records = api.evaluate(
+        spec.name,
+        model,
+        data,
+        dataset=dataset,
+        split=split,
+        batch_size=batch_size,
+        device=device,
+        columns=column_map(locals()),
+        strict=strict,
+        allow_absolute_paths=allow_absolute_paths,
+        smoke=smoke,
+        return_predictions=True,
+    )
     if output:
         _atomic_write(output, json.dumps(metrics, indent=2) + "\n")
     if predictions:
         _atomic_write(
             predictions, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
         )
-    show_metrics(metrics, f"{spec.name}: {ref} on {data or dataset}")
+    show_metrics(metrics, f"{spec.name}: {model or spec.default_model} on {data or dataset}")
 
 
 def _atomic_write(path: Path, text: str) -> None:

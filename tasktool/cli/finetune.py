@@ -23,6 +23,7 @@ from tasktool.cli.common import (
     TokensCol,
     TranscriptionCol,
     column_map,
+    option,
 )
 
 HELP = """Fine-tune a model for a task; the folder it writes works with `tasktool infer` and `evaluate`.
@@ -41,89 +42,80 @@ Examples:
   tasktool finetune classify --dataset glue --train-split train --eval-split validation
 """
 
-G_DATA, G_COLS, G_TRAIN = "Data", "Columns", "Training"
+G_DATA, G_TRAIN = "Data", "Training"
+
+OverridesArg = Annotated[
+    list[str] | None, typer.Argument(help="Recipe overrides: key=value ...", show_default=False)
+]
+DataOpt = option(
+    str | None,
+    "Training data: .csv/.tsv/.json/.jsonl/.parquet/.txt, CoNLL file, or dataset folder.",
+    G_DATA,
+    "--data",
+    "-d",
+)
+EvalDataOpt = option(str | None, "Evaluation data (default: a fixed-seed held-out share of --data).", G_DATA)
+DatasetOpt = option(str | None, "A Hub dataset name or save_to_disk folder (instead of --data).", G_DATA)
+TrainSplitOpt = option(str, "--dataset split to train on.", G_DATA)
+EvalSplitOpt = option(str | None, "--dataset split to evaluate on (default: held out).", G_DATA)
+RecipeOpt = option(str | None, "A YAML recipe over the task's defaults.", G_TRAIN)
+OutputDirOpt = option(
+    str | None,
+    "Folder for the model, metrics and logs (default: TASK-finetuned).",
+    G_TRAIN,
+    "--output-dir",
+    "-o",
+)
+EpochsOpt = option(float | None, "Passes over the data.", G_TRAIN)
+MaxStepsOpt = option(int | None, "Stop after N optimizer steps (overrides --epochs).", G_TRAIN)
+LrOpt = option(float | None, "Peak learning rate.", G_TRAIN)
+TrainBatchOpt = option(int | None, "Training batch size.", G_TRAIN, "--batch-size", "-b")
+SeedOpt = option(int | None, "Random seed (also picks the held-out split).", G_TRAIN)
+EvalStepsOpt = option(int | None, "Evaluate every N steps (default: every epoch).", G_TRAIN)
+SaveLimitOpt = option(int | None, "Checkpoints kept while training.", G_TRAIN)
+ResumeOpt = option(bool, "Continue from the last checkpoint in --output-dir.", G_TRAIN)
+SmokeOpt = option(
+    bool,
+    "Check this exact command in seconds: same data, columns and recipe, a shrunk random model, "
+    "a few examples and steps; output to a temporary folder unless --output-dir.",
+    G_TRAIN,
+    "--smoke",
+)
+AudioSecondsOpt = option(
+    float | None, "Audio: longer training clips are cut (classification) or left out (ASR).", G_DATA
+)
+StrictOpt = option(
+    bool, "Audio/images: stop at an unreadable file instead of skipping it.", G_DATA, "--strict"
+)
+OutsideOpt = option(
+    bool,
+    "Audio/images: manifest paths may be absolute or leave the manifest's folder.",
+    G_DATA,
+    "--allow-absolute-paths",
+)
 
 
 def finetune(
     task: TaskArg,
-    overrides: Annotated[
-        list[str] | None, typer.Argument(help="Recipe overrides: key=value ...", show_default=False)
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            "-d",
-            help="Training data: .csv/.tsv/.json/.jsonl/.parquet/.txt, CoNLL file, or dataset folder.",
-            rich_help_panel=G_DATA,
-        ),
-    ] = None,
-    eval_data: Annotated[
-        str | None,
-        typer.Option(
-            help="Evaluation data (default: a fixed-seed held-out share of --data).", rich_help_panel=G_DATA
-        ),
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            help="A Hub dataset name or save_to_disk folder (instead of --data).", rich_help_panel=G_DATA
-        ),
-    ] = None,
-    train_split: Annotated[
-        str, typer.Option(help="--dataset split to train on.", rich_help_panel=G_DATA)
-    ] = "train",
-    eval_split: Annotated[
-        str | None,
-        typer.Option(help="--dataset split to evaluate on (default: held out).", rich_help_panel=G_DATA),
-    ] = None,
+    overrides: OverridesArg = None,
+    data: DataOpt = None,
+    eval_data: EvalDataOpt = None,
+    dataset: DatasetOpt = None,
+    train_split: TrainSplitOpt = "train",
+    eval_split: EvalSplitOpt = None,
     model: ModelOpt = None,
-    recipe: Annotated[
-        str | None, typer.Option(help="A YAML recipe over the task's defaults.", rich_help_panel=G_TRAIN)
-    ] = None,
-    output_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--output-dir",
-            "-o",
-            help="Folder for the model, metrics and logs (default: TASK-finetuned).",
-            rich_help_panel=G_TRAIN,
-        ),
-    ] = None,
-    epochs: Annotated[
-        float | None, typer.Option(help="Passes over the data.", rich_help_panel=G_TRAIN)
-    ] = None,
-    max_steps: Annotated[
-        int | None,
-        typer.Option(help="Stop after N optimizer steps (overrides --epochs).", rich_help_panel=G_TRAIN),
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=G_TRAIN)] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", "-b", help="Training batch size.", rich_help_panel=G_TRAIN)
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Random seed (also picks the held-out split).", rich_help_panel=G_TRAIN)
-    ] = None,
-    eval_steps: Annotated[
-        int | None,
-        typer.Option(help="Evaluate every N steps (default: every epoch).", rich_help_panel=G_TRAIN),
-    ] = None,
-    save_total_limit: Annotated[
-        int | None, typer.Option(help="Checkpoints kept while training.", rich_help_panel=G_TRAIN)
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue from the last checkpoint in --output-dir.", rich_help_panel=G_TRAIN)
-    ] = False,
+    recipe: RecipeOpt = None,
+    output_dir: OutputDirOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    lr: LrOpt = None,
+    batch_size: TrainBatchOpt = None,
+    seed: SeedOpt = None,
+    eval_steps: EvalStepsOpt = None,
+    save_total_limit: SaveLimitOpt = None,
+    resume: ResumeOpt = False,
     quiet: QuietOpt = False,
-    smoke: Annotated[
-        bool,
-        typer.Option(
-            "--smoke",
-            help="Check this exact command in seconds: same data, columns and recipe, a shrunk random model, "
-            "a few examples and steps; output to a temporary folder unless --output-dir.",
-            rich_help_panel=G_TRAIN,
-        ),
-    ] = False,
+    smoke: SmokeOpt = False,
     text_column: TextCol = None,
     text_pair_column: TextPairCol = None,
     label_column: LabelCol = None,
@@ -136,71 +128,41 @@ def finetune(
     target_column: TargetCol = None,
     path_column: PathCol = None,
     transcription_column: TranscriptionCol = None,
-    max_audio_seconds: Annotated[
-        float | None,
-        typer.Option(
-            help="Audio: longer training clips are cut (classification) or left out (ASR).",
-            rich_help_panel=G_DATA,
-        ),
-    ] = None,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help="Audio/images: stop at an unreadable file instead of skipping it.",
-            rich_help_panel=G_DATA,
-        ),
-    ] = False,
-    allow_absolute_paths: Annotated[
-        bool,
-        typer.Option(
-            "--allow-absolute-paths",
-            help="Audio/images: manifest paths may be absolute or leave the manifest's folder.",
-            rich_help_panel=G_DATA,
-        ),
-    ] = False,
+    max_audio_seconds: AudioSecondsOpt = None,
+    strict: StrictOpt = False,
+    allow_absolute_paths: OutsideOpt = False,
 ):
-    from tasktool.errors import TaskToolError
+    from tasktool import api
     from tasktool.tasks.registry import resolve
-    from tasktool.training.recipe import resolve_recipe
 
     spec = resolve(task)
-    if not spec.trainer:
-        raise TaskToolError(f"'finetune' is not available for task '{spec.name}' yet", "see `tasktool tasks`")
-    if data and dataset:
-        raise TaskToolError("give the training data one way: --data or --dataset", "not both")
-    if not data and not dataset:
-        raise TaskToolError("no training data", "pass --data FILE or --dataset NAME")
-    flags = {
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "lr": lr,
-        "batch_size": batch_size,
-        "seed": seed,
-        "eval_steps": eval_steps,
-        "save_total_limit": save_total_limit,
-    }
-    flags.update(max_audio_seconds=max_audio_seconds, strict=True if strict else None)
-    flags["allow_absolute_paths"] = True if allow_absolute_paths else None
-    resolved = resolve_recipe(spec.name, recipe, flags, list(overrides or []))
-    columns = column_map(locals())
-    from tasktool.training.data import Source
-
-    train_src = Source(data) if data else Source(dataset, train_split)
-    eval_src = (
-        Source(eval_data) if eval_data else (Source(dataset, eval_split) if dataset and eval_split else None)
+    summary = api.finetune(
+        spec.name,
+        data,
+        eval_data=eval_data,
+        dataset=dataset,
+        train_split=train_split,
+        eval_split=eval_split,
+        model=model,
+        recipe=recipe,
+        output_dir=output_dir,
+        resume=resume,
+        smoke=smoke,
+        quiet=quiet,
+        columns=column_map(locals()),
+        overrides=list(overrides or []),
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        eval_steps=eval_steps,
+        save_total_limit=save_total_limit,
+        max_audio_seconds=max_audio_seconds,
+        strict=True if strict else None,
+        allow_absolute_paths=True if allow_absolute_paths else None,
     )
-    if smoke:
-        from tasktool.smoke import shrunk_model, smoke_dir, smoke_recipe
-
-        tmp = smoke_dir(keep=not output_dir)  # a smoke run's output stays for a look
-        smoke_recipe(resolved)
-        base = model or resolved.get("model") or spec.default_model
-        model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision")))
-        output_dir = output_dir or str(tmp / "output")
-    trainer = spec.load_trainer()(spec, resolved, columns, quiet=quiet)
-    out = output_dir or f"{spec.name}-finetuned"
-    summary = trainer.run(train_src, eval_src, out, model=model, resume=resume)
+    out = summary["output_dir"]
     from tasktool.cli.evaluate import show_metrics
 
     show_metrics(summary["eval"], f"{spec.name}: {out} (evaluated on {summary['eval_data']})")
@@ -208,7 +170,8 @@ def finetune(
         from tasktool.console import info
 
         info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
-        info(f'try: tasktool infer {spec.name} --model {out} "..."')
+        if not smoke:
+            info(f'try: tasktool infer {spec.name} --model {out} "..."')
 
 
 def register(app: typer.Typer) -> None:

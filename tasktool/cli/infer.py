@@ -1,4 +1,4 @@
-"""`tasktool infer`: parse options, then hand over to the inference runner."""
+"""`tasktool infer`: parse options, then hand over to the inference runner (tasktool.inference)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tasktool.cli.common import (
     RevisionOpt,
     TaskArg,
     TrustOpt,
+    option,
 )
 
 HELP = """Run a model on inputs: text arguments, a file, stdin (`-`), a dataset, or media paths.
@@ -44,204 +45,126 @@ Examples:
 G_IN, G_OUT, G_MODEL, G_TASK = "Inputs", "Output", "Model and device", "Task options"
 
 
+InputsArg = Annotated[
+    list[str] | None, typer.Argument(help="Texts, paths, or '-' for stdin.", show_default=False)
+]
+FileOpt = option(
+    str | None,
+    "Read inputs from .txt/.jsonl/.json/.csv/.tsv/.parquet (or - for stdin).",
+    G_IN,
+    "--file",
+    "-f",
+)
+ColumnOpt = option(
+    str | None, "Column holding the input (default: text, sentence, ...).", G_IN, "--column", "-c"
+)
+DatasetOpt = option(str | None, "Dataset: a save_to_disk folder or a Hub name.", G_IN)
+SplitOpt = option(str, "Dataset split.", G_IN)
+QuestionOpt = option(str | None, "QA: the question (inputs are contexts).", G_IN)
+ContextOpt = option(str | None, "QA: the context (inputs are questions).", G_IN)
+ResumeOpt = option(bool, "Skip inputs whose ids --output (.jsonl) already holds; append the rest.", G_OUT)
+OnErrorOpt = option(str, "raise: stop at a bad input; skip: write an error record and go on.", G_OUT)
+VisualsOpt = option(str | None, "Vision: write pictures of the results (boxes, masks, maps) to DIR.", G_OUT)
+RawOpt = option(
+    bool, "Vision: also save the raw arrays (masks as PNG, maps as NPY) to --save-visuals.", G_OUT
+)
+SmokeOpt = option(
+    bool,
+    "Check the command fast: a shrunk random model of the same architecture, the first few inputs.",
+    G_OUT,
+    "--smoke",
+)
+MaxTokensOpt = option(int | None, "Cap padded tokens per batch instead of a fixed batch size.", G_MODEL)
+WorkersOpt = option(
+    int | None,
+    "CPU: batches run at once, each on its share of the cores (default: 2 for text encoders on a "
+    "multi-core CPU; 1: one at a time).",
+    G_MODEL,
+    min=1,
+)
+CompileOpt = option(bool, "torch.compile the model (GPU, long runs).", G_MODEL, "--compile")
+MaxLengthOpt = option(int | None, "Truncate inputs to this many tokens.", G_TASK)
+TopKOpt = option(int | None, "Labels/fills to return; sampling top-k for generation.", G_TASK)
+AggregationOpt = option(str, "NER entity grouping: none, simple, first, average, max.", G_TASK)
+NewTokensOpt = option(int | None, "Generation length.", G_TASK)
+BeamsOpt = option(int | None, "Beam search width.", G_TASK)
+SampleOpt = option(bool, "Sample instead of greedy/beam decoding.", G_TASK, "--do-sample")
+TemperatureOpt = option(float | None, "Sampling temperature.", G_TASK)
+TopPOpt = option(float | None, "Nucleus sampling mass.", G_TASK)
+SourceLangOpt = option(str | None, "MT: source language (T5 prefix, mBART/NLLB code).", G_TASK)
+TargetLangOpt = option(str | None, "MT: target language.", G_TASK)
+StrideOpt = option(int, "QA: tokens shared by consecutive windows of a long context.", G_TASK)
+AnswerLengthOpt = option(int, "QA: longest answer in tokens.", G_TASK)
+ThresholdOpt = option(float, "Boxes/segments: minimum score.", G_TASK)
+ChunkOpt = option(float | None, "ASR: seconds per chunk for long audio.", G_TASK)
+LanguageOpt = option(str | None, "ASR (Whisper): spoken language.", G_TASK)
+TimestampsOpt = option(bool, "ASR: chunk timestamps.", G_TASK, "--return-timestamps")
+SubtaskOpt = option(str, "Segmentation: panoptic, semantic or instance.", G_TASK)
+
+
 def infer(
     task: TaskArg,
-    inputs: Annotated[
-        list[str] | None, typer.Argument(help="Texts, paths, or '-' for stdin.", show_default=False)
-    ] = None,
-    file: Annotated[
-        str | None,
-        typer.Option(
-            "--file",
-            "-f",
-            help="Read inputs from .txt/.jsonl/.json/.csv/.tsv/.parquet (or - for stdin).",
-            rich_help_panel=G_IN,
-        ),
-    ] = None,
-    column: Annotated[
-        str | None,
-        typer.Option(
-            "--column",
-            "-c",
-            help="Column holding the input (default: text, sentence, ...).",
-            rich_help_panel=G_IN,
-        ),
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="Dataset: a save_to_disk folder or a Hub name.", rich_help_panel=G_IN)
-    ] = None,
-    split: Annotated[str, typer.Option(help="Dataset split.", rich_help_panel=G_IN)] = "test",
-    question: Annotated[
-        str | None, typer.Option(help="QA: the question (inputs are contexts).", rich_help_panel=G_IN)
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option(help="QA: the context (inputs are questions).", rich_help_panel=G_IN)
-    ] = None,
+    inputs: InputsArg = None,
+    file: FileOpt = None,
+    column: ColumnOpt = None,
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    question: QuestionOpt = None,
+    context: ContextOpt = None,
     output: OutputOpt = None,
     fmt: FormatOpt = "auto",
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help="Skip inputs whose ids --output (.jsonl) already holds; append the rest.",
-            rich_help_panel=G_OUT,
-        ),
-    ] = False,
-    on_error: Annotated[
-        str,
-        typer.Option(
-            help="raise: stop at a bad input; skip: write an error record and go on.", rich_help_panel=G_OUT
-        ),
-    ] = "raise",
-    save_visuals: Annotated[
-        str | None,
-        typer.Option(help="Vision: write pictures (boxes, masks, depth maps) to DIR.", rich_help_panel=G_OUT),
-    ] = None,
-    save_raw: Annotated[
-        bool,
-        typer.Option(
-            help="Vision: also save raw masks (PNG) and depth (NPY) to --save-visuals.", rich_help_panel=G_OUT
-        ),
-    ] = False,
+    resume: ResumeOpt = False,
+    on_error: OnErrorOpt = "raise",
+    save_visuals: VisualsOpt = None,
+    save_raw: RawOpt = False,
     quiet: QuietOpt = False,
-    smoke: Annotated[
-        bool,
-        typer.Option(
-            "--smoke",
-            help="Check the command fast: a shrunk random model of the same architecture, the first few inputs.",
-            rich_help_panel=G_OUT,
-        ),
-    ] = False,
+    smoke: SmokeOpt = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     batch_size: BatchOpt = 8,
-    max_batch_tokens: Annotated[
-        int | None,
-        typer.Option(
-            help="Cap padded tokens per batch instead of a fixed batch size.", rich_help_panel=G_MODEL
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="CPU: batches run at once, each on its share of the cores "
-            "(default: 2 for text encoders on a multi-core CPU; 1: one at a time).",
-            min=1,
-            rich_help_panel=G_MODEL,
-        ),
-    ] = None,
-    compile: Annotated[
-        bool,
-        typer.Option("--compile", help="torch.compile the model (GPU, long runs).", rich_help_panel=G_MODEL),
-    ] = False,
+    max_batch_tokens: MaxTokensOpt = None,
+    workers: WorkersOpt = None,
+    compile: CompileOpt = False,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
     allow_absolute_paths: AbsPathsOpt = False,
-    max_length: Annotated[
-        int | None, typer.Option(help="Truncate inputs to this many tokens.", rich_help_panel=G_TASK)
-    ] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option(help="Labels/fills to return; sampling top-k for generation.", rich_help_panel=G_TASK),
-    ] = None,
-    aggregation: Annotated[
-        str,
-        typer.Option(help="NER entity grouping: none, simple, first, average, max.", rich_help_panel=G_TASK),
-    ] = "simple",
-    max_new_tokens: Annotated[
-        int | None, typer.Option(help="Generation length.", rich_help_panel=G_TASK)
-    ] = None,
-    num_beams: Annotated[int | None, typer.Option(help="Beam search width.", rich_help_panel=G_TASK)] = None,
-    do_sample: Annotated[
-        bool,
-        typer.Option("--do-sample", help="Sample instead of greedy/beam decoding.", rich_help_panel=G_TASK),
-    ] = False,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature.", rich_help_panel=G_TASK)
-    ] = None,
-    top_p: Annotated[
-        float | None, typer.Option(help="Nucleus sampling mass.", rich_help_panel=G_TASK)
-    ] = None,
-    source_lang: Annotated[
-        str | None,
-        typer.Option(
-            help="Translation source language (T5 prefix, mBART/NLLB code).", rich_help_panel=G_TASK
-        ),
-    ] = None,
-    target_lang: Annotated[
-        str | None, typer.Option(help="Translation target language.", rich_help_panel=G_TASK)
-    ] = None,
-    stride: Annotated[
-        int,
-        typer.Option(
-            help="QA: tokens shared by consecutive windows of a long context.", rich_help_panel=G_TASK
-        ),
-    ] = 128,
-    max_answer_length: Annotated[
-        int, typer.Option(help="QA: longest answer in tokens.", rich_help_panel=G_TASK)
-    ] = 30,
-    threshold: Annotated[
-        float, typer.Option(help="Detection/segmentation: minimum score.", rich_help_panel=G_TASK)
-    ] = 0.5,
-    chunk_length: Annotated[
-        float | None, typer.Option(help="ASR: seconds per chunk for long audio.", rich_help_panel=G_TASK)
-    ] = None,
-    language: Annotated[
-        str | None, typer.Option(help="ASR (Whisper): spoken language.", rich_help_panel=G_TASK)
-    ] = None,
-    return_timestamps: Annotated[
-        bool, typer.Option("--return-timestamps", help="ASR: chunk timestamps.", rich_help_panel=G_TASK)
-    ] = False,
-    subtask: Annotated[
-        str, typer.Option(help="Segmentation: panoptic, semantic or instance.", rich_help_panel=G_TASK)
-    ] = "panoptic",
+    max_length: MaxLengthOpt = None,
+    top_k: TopKOpt = None,
+    aggregation: AggregationOpt = "simple",
+    max_new_tokens: NewTokensOpt = None,
+    num_beams: BeamsOpt = None,
+    do_sample: SampleOpt = False,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    source_lang: SourceLangOpt = None,
+    target_lang: TargetLangOpt = None,
+    stride: StrideOpt = 128,
+    max_answer_length: AnswerLengthOpt = 30,
+    threshold: ThresholdOpt = 0.5,
+    chunk_length: ChunkOpt = None,
+    language: LanguageOpt = None,
+    return_timestamps: TimestampsOpt = False,
+    subtask: SubtaskOpt = "panoptic",
 ):
+    from dataclasses import fields
+
     from tasktool.cli.common import check_choice
-    from tasktool.infer import run_inference
-    from tasktool.io.readers import InputSpec
+    from tasktool.inference import run_inference
+    from tasktool.io.inputs import InputSpec
     from tasktool.options import InferOptions
+    from tasktool.runtime import DEVICES, DTYPES
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
     check_choice("--on-error", on_error, ("raise", "skip"))
     check_choice("--aggregation", aggregation, ("none", "simple", "first", "average", "max"))
     check_choice("--subtask", subtask, ("panoptic", "semantic", "instance"))
-    from tasktool.runtime import DEVICES, DTYPES
-
     check_choice("--device", device, DEVICES)
     check_choice("--dtype", dtype, DTYPES)
-    opts = InferOptions(
-        model=model,
-        revision=revision,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        workers=workers,
-        trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
-        compile=compile,
-        max_length=max_length,
-        top_k=top_k,
-        aggregation=aggregation,
-        max_new_tokens=max_new_tokens,
-        num_beams=num_beams,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        source_lang=source_lang,
-        target_lang=target_lang,
-        stride=stride,
-        max_answer_length=max_answer_length,
-        threshold=threshold,
-        save_visuals=save_visuals,
-        save_raw=save_raw,
-        chunk_length=chunk_length,
-        language=language,
-        return_timestamps=return_timestamps,
-        subtask=subtask,
-    )
+    given = locals()
+    opts = InferOptions(**{f.name: given[f.name] for f in fields(InferOptions) if f.name in given})
     source = InputSpec(
         texts=tuple(inputs or ()),
         file=file,
@@ -252,14 +175,5 @@ def infer(
         context=context,
         allow_absolute_paths=allow_absolute_paths,
     )
-    run_inference(
-        spec,
-        opts,
-        source,
-        output=Path(output) if output else None,
-        fmt=fmt,
-        resume=resume,
-        on_error=on_error,
-        quiet=quiet,
-        smoke=smoke,
-    )
+    output = Path(output) if output else None
+    run_inference(spec, opts, source, output, fmt, resume, on_error, quiet, smoke)

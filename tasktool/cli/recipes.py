@@ -14,7 +14,8 @@ def list_recipes():
     """Every task with a recipe: its default checkpoint, metric and key settings."""
     import sys
 
-    from tasktool.training.recipe import available, read_yaml
+    from tasktool.recipes import available
+    from tasktool.training.recipe import read_yaml
 
     header = ("task", "model", "metric", "epochs", "lr", "batch_size", "max_length")
     rows = []
@@ -54,7 +55,8 @@ def show_recipe(
     ] = False,
 ):
     """The task's recipe as YAML (copy it, edit it, pass it with --recipe)."""
-    from tasktool.training.recipe import FIELDS, recipe_path
+    from tasktool.recipes import recipe_path
+    from tasktool.training.recipe import FIELDS
 
     path = recipe_path(task)
     typer.echo(f"# {path}")

@@ -1,25 +1,60 @@
-"""Media inputs: paths, folders (every supported file inside, sorted), globs, URLs, manifests.
+"""Media inputs: paths, folders (every supported file inside, sorted), globs, URLs and manifests.
 
-Payloads are path strings (or URLs); decoding happens per item in the task's `prepare`, so a
-corrupt file fails alone (see io/audio.py and io/images.py).
+For infer, payloads are path strings (or URLs); decoding happens per item in the task's `prepare`,
+so a corrupt file fails alone (see io/audio.py and io/images.py). For finetune and evaluate,
+`read_examples` turns a folder of class sub-folders, a metadata file, a manifest or a dataset into
+labelled examples {"path", target, "_where"}.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
+import hashlib
+import os
 from pathlib import Path
 
-from tasktool.engine import Item
 from tasktool.errors import TaskToolError
+from tasktool.io.columns import field, pick
+from tasktool.io.kinds import AUDIO
+from tasktool.io.readers import Source, dataset_rows, is_saved_dataset, path_like, read_rows
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ALLOW_FLAG = "--allow-absolute-paths"
+METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.tsv", "metadata.json", "metadata.parquet")
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+PATH_COLUMNS = (
+    "file_name",
+    "path",
+    "audio",
+    "image",
+    "img",
+    "file",
+    "filename",
+    "filepath",
+    "audio_path",
+    "image_path",
+    "audio_file",
+    "image_file",
+)
+
+
+# target -> (its name in messages, its column flag, default column names)
+TARGETS = {
+    "label": (
+        "label",
+        "--label-column",
+        ("label", "labels", "class", "category", "target", "fine_label", "intent"),
+    ),
+    "text": (
+        "transcription",
+        "--transcription-column",
+        ("transcription", "text", "sentence", "transcript", "normalized_text", "raw_transcription"),
+    ),
+}
 
 
 def suffixes_for(kind: str) -> tuple[str, ...]:
-    from tasktool.tasks.registry import AUDIO
-
     return AUDIO_SUFFIXES if kind == AUDIO else IMAGE_SUFFIXES
 
 
@@ -49,9 +84,6 @@ def expand(arg: str, kind: str) -> list[str]:
     return [str(path)]
 
 
-ALLOW_FLAG = "--allow-absolute-paths"
-
-
 def manifest_path(value: str, base: Path, where: str, allow_outside: bool = False) -> str:
     """A manifest's file entry, resolved against the manifest's folder.
 
@@ -59,8 +91,6 @@ def manifest_path(value: str, base: Path, where: str, allow_outside: bool = Fals
     absolute paths and `..` that climb out are refused unless the user passes --allow-absolute-paths.
     URLs pass through (they are fetched, not read from disk).
     """
-    import os
-
     if value.startswith(("http://", "https://")):
         return value
     path = Path(value).expanduser() if value.startswith("~") else Path(value)
@@ -81,51 +111,8 @@ def manifest_path(value: str, base: Path, where: str, allow_outside: bool = Fals
     return str(base / path)
 
 
-def media_items(kind: str, spec) -> Iterator[Item]:
-    """Items whose payload is a path or URL, from arguments, a manifest file, or a dataset column."""
-    from tasktool.io.readers import PATH_COLUMNS, get_field, pick_column, raw_rows, read_rows
-
-    n = 0
-    if spec.file:
-        base = Path(spec.file).parent
-        column = None
-        for row in read_rows(spec.file, spec.fmt):
-            if isinstance(row, dict):
-                column = column or pick_column(row, spec.column, PATH_COLUMNS, "path")
-                value = get_field(row, column)
-                given = row.get("id")
-            else:
-                value, given = row, None
-            if isinstance(value, dict) and "path" in value:  # datasets' Audio/Image(decode=False)
-                value = value["path"]
-            value = manifest_path(
-                str(value),
-                base,
-                f"{spec.file}, row {n + 1}",
-                getattr(spec, "allow_absolute_paths", False),
-            )
-            yield Item(n if given is None else given, value)
-            n += 1
-        return
-    if spec.dataset:
-        column = None
-        for given, row in raw_rows(spec):
-            column = column or pick_column(row, spec.column, PATH_COLUMNS, "path")
-            value = get_field(row, column)
-            if isinstance(value, dict):
-                value = value.get("path") or value
-            yield Item(n if given is None else given, value)
-            n += 1
-        return
-    for arg in spec.texts:
-        for path in expand(arg, kind):
-            yield Item(n, path)
-            n += 1
-
-
 def download_to_temp(url: str, timeout: float = 60.0) -> str:
     """Fetch an http(s) media URL into a temporary file (same suffix); the caller removes it."""
-    import os
     import shutil
     import tempfile
     import urllib.error
@@ -145,3 +132,157 @@ def download_to_temp(url: str, timeout: float = 60.0) -> str:
         reason = getattr(exc, "reason", None) or exc
         raise ItemError(f"cannot download '{url}': {reason}", "check the URL and your connection") from exc
     return tmp
+
+
+# ---------------------------------------------------------------------- labelled examples
+
+
+def read_examples(
+    source: Source,
+    kind: str,
+    target: str,
+    path_column: str | None = None,
+    target_column: str | None = None,
+    allow_outside: bool = False,
+) -> list[dict]:
+    """All labelled examples of one split: {"path", target: its value, "_where": its row}; `target` is
+    "label" (classification) or "text" (a transcription).
+
+    A folder is a saved dataset, a folder with a metadata file, or (target "label") one sub-folder
+    per label. Manifest paths stay inside the manifest's folder unless `allow_outside`.
+    """
+    path = Path(source.path).expanduser()
+    if path.is_dir():
+        if is_saved_dataset(path):
+            rows, base = dataset_rows(str(path), source.split or "train"), path
+            allow_outside = True  # a saved dataset, not a hand-written manifest: its paths are its own
+        elif meta := next((path / m for m in METADATA_FILES if (path / m).exists()), None):
+            rows, base = _manifest_rows(meta), path
+        elif target == "label":
+            return _label_folders(path, kind, source)
+        else:
+            raise TaskToolError(
+                f"folder '{source.path}' has no metadata.csv or metadata.jsonl",
+                f"add one with a file_name and a {TARGETS[target][0]} column",
+            )
+    elif path.is_file():
+        if path.suffix.lower() not in MANIFEST_SUFFIXES:
+            raise TaskToolError(
+                f"'{source.path}' is not a folder or a manifest",
+                f"give a {kind} folder, or a .csv/.jsonl file with a path column",
+            )
+        rows, base = _manifest_rows(path), path.parent
+        allow_outside = allow_outside or _held_out_split(path)
+    elif source.split or not path_like(source.path):
+        rows, base = dataset_rows(source.path, source.split or "train"), None
+    else:
+        raise TaskToolError(f"data '{source.path}' not found", "check the path given to --data/--eval-data")
+    if not rows:
+        raise TaskToolError(f"'{source.name}' holds no rows", "give at least one example")
+    path_col = pick(rows[0], path_column, PATH_COLUMNS, f"{kind} path", "--path-column")
+    role, flag, defaults = TARGETS[target]
+    target_col = pick(rows[0], target_column, defaults, role, flag)
+    return [
+        _example(row, path_col, target_col, base, f"{source.name}, row {n + 1}", target, role, allow_outside)
+        for n, row in enumerate(rows)
+    ]
+
+
+def _held_out_split(path: Path) -> bool:
+    """The held-out split a fine-tuning run saved next to its model (metrics.json names it).
+
+    Its paths are those of the training data, wherever that lives, so `tasktool evaluate` on it
+    works without --allow-absolute-paths.
+    """
+    import json
+
+    try:
+        summary = json.loads((path.parent / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("eval_data") == path.name
+
+
+def _manifest_rows(path: Path) -> list[dict]:
+    rows = list(read_rows(path))
+    if any(not isinstance(r, dict) for r in rows):
+        raise TaskToolError(
+            f"'{path}' must hold rows with named columns", "use a .csv header or JSON objects"
+        )
+    return rows
+
+
+def _label_folders(folder: Path, kind: str, source: Source) -> list[dict]:
+    """One sub-folder per label; every media file inside it (recursively) is an example."""
+    examples = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in suffixes_for(kind))
+        examples += [
+            {"path": str(f), "label": sub.name, "_where": f"{source.name}: {sub.name}/{f.name}"}
+            for f in files
+        ]
+    if not examples:
+        raise TaskToolError(
+            f"folder '{source.path}' holds no labelled {kind} files",
+            f"put the files in one sub-folder per label ({', '.join(suffixes_for(kind))}), "
+            "or add a metadata.csv with file_name and label columns",
+        )
+    return examples
+
+
+def _example(
+    row: dict, path_col: str, target_col: str, base, where: str, target: str, role: str, allow_outside: bool
+):
+    value = field(row, path_col)
+    from_dataset = isinstance(value, dict)  # datasets' {"path", "bytes"}: a file it wrote itself
+    if from_dataset:
+        value = materialise(value)
+    if value is None or not str(value).strip():
+        raise TaskToolError(f"{where}: no file in column '{path_col}'", "every row needs a file")
+    value = str(value).strip()
+    if base is not None and not from_dataset:
+        value = manifest_path(value, base, where, allow_outside)
+    raw = field(row, target_col)
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = "" if raw is None else str(raw).strip()
+    if not text:
+        raise TaskToolError(f"{where}: empty {role} in column '{target_col}'", f"every row needs a {role}")
+    return {"path": value, target: text, "_where": where}
+
+
+def media_cache() -> Path:
+    return Path(os.environ.get("TASKTOOL_CACHE", Path.home() / ".cache" / "tasktool")).expanduser() / "media"
+
+
+def materialise(value: dict) -> str | None:
+    """datasets' {"path", "bytes"} cell -> a local file (embedded bytes are written to the cache once)."""
+    path, data = value.get("path"), value.get("bytes")
+    if path and (not data or Path(path).is_file()):
+        return str(path)
+    if not data:
+        return None
+    digest = hashlib.sha1(data).hexdigest()[:20]
+    target = media_cache() / f"{digest}{Path(path or '').suffix[:8] or '.bin'}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return str(target)
+
+
+def report_unreadable(bad: list, total: int, kind: str, split: str, strict: bool) -> None:
+    """Unreadable files of a split (`bad`: (example, ItemError) pairs): an error with `strict`, else one
+    warning that counts them."""
+    if not bad:
+        return
+    names = "; ".join(exc.message for _, exc in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+    if strict:
+        raise TaskToolError(
+            f"{len(bad)} of {total} {split} {kind} files cannot be read: {names}",
+            "fix or remove them, or run without --strict to skip them",
+        )
+    from tasktool.console import warn
+
+    warn(f"skipped {len(bad)} of {total} {split} {kind} file(s) that cannot be read: {names}")

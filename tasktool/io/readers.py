@@ -1,7 +1,8 @@
-"""Input readers: literal arguments, files (txt/jsonl/json/csv/tsv/parquet), stdin and datasets.
+"""Rows from wherever data comes from: files (txt/jsonl/json/csv/tsv/parquet, CoNLL), stdin, datasets.
 
-Each reader yields rows lazily (dicts), and `items()` turns rows into engine Items for a task's
-input kind. Missing files, unknown formats and missing columns are one-line errors.
+infer streams rows lazily (`read_rows`, `read_stream`, `stream_dataset`); finetune and evaluate
+load a whole split (`load_rows`), so every validation error can name its file and row. Missing
+files, unknown formats and unreadable bytes are one-line errors. A UTF-8 byte-order mark is dropped.
 """
 
 from __future__ import annotations
@@ -9,31 +10,26 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasktool.engine import Item
-from tasktool.errors import TaskToolError, nearest
+from tasktool.errors import TaskToolError
 
 TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
-TEXT_COLUMNS = ("text", "sentence", "input", "prompt", "document", "content", "source", "src", "inputs")
-PATH_COLUMNS = ("path", "file", "file_name", "filename", "audio", "image", "filepath")
+CONLL_SUFFIXES = (".conll", ".iob", ".iob2", ".bio", ".conllu")
 
 
 @dataclass
-class InputSpec:
-    """Where the inputs come from, as given on the command line."""
+class Source:
+    """Where one split of labelled data comes from: a file/folder, or a dataset name + split."""
 
-    texts: tuple[str, ...] = ()
-    file: str | None = None
-    column: str | None = None
-    dataset: str | None = None
-    split: str = "test"
-    question: str | None = None
-    context: str | None = None
-    fmt: str | None = None  # force a file format
-    allow_absolute_paths: bool = False  # manifest paths may leave the manifest's folder
+    path: str
+    split: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}[{self.split}]" if self.split else self.path
 
 
 def _bad_file(path: Path) -> None:
@@ -45,11 +41,7 @@ def _bad_file(path: Path) -> None:
         raise TaskToolError(f"input file '{path}' is a folder", "give a file, or the folder as an argument")
 
 
-def _decode_error(path, exc) -> TaskToolError:
-    return TaskToolError(f"cannot read '{path}': {exc}", "save the file as UTF-8 text")
-
-
-def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict | str]:
+def read_rows(path: str | Path, fmt: str | None = None, delimiter: str | None = None) -> Iterator[dict | str]:
     """Rows of a file, lazily: dicts for tables, strings for plain text lines."""
     path = Path(path)
     _bad_file(path)
@@ -64,40 +56,48 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict | str]:
                     f"unsupported input file type '{path.suffix}' for '{path}'",
                     f"use one of {', '.join(TABLE_SUFFIXES)}",
                 )
-            with open(path, encoding="utf-8") as fh:
+            with open(path, encoding="utf-8-sig") as fh:
                 for line in fh:
                     line = line.rstrip("\r\n")
                     if line.strip():
                         yield line
         elif suffix == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
+            with open(path, encoding="utf-8-sig") as fh:
                 for n, line in enumerate(fh, 1):
                     if line.strip():
                         yield _json_line(line, path, n)
         elif suffix == ".json":
             yield from _json_rows(path)
         elif suffix in (".csv", ".tsv"):
-            with open(path, encoding="utf-8", newline="") as fh:
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                if not reader.fieldnames:
-                    return
-                for row in reader:
-                    yield {k: v for k, v in row.items() if k is not None}
+            yield from _table_rows(path, delimiter or ("\t" if suffix == ".tsv" else ","))
         elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            try:
-                table = pq.ParquetFile(path)
-            except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
-                raise TaskToolError(f"cannot read parquet file '{path}': {exc}", "check the file") from exc
-            for batch in table.iter_batches(batch_size=1024):
-                yield from batch.to_pylist()
+            yield from _parquet_rows(path)
     except UnicodeDecodeError as exc:
-        raise _decode_error(path, exc) from exc
+        raise TaskToolError(f"cannot read '{path}': {exc}", "save the file as UTF-8 text") from exc
     except csv.Error as exc:
         raise TaskToolError(
             f"cannot parse '{path}' as {suffix[1:]}: {exc}", "check the delimiter and quoting"
         ) from exc
+
+
+def _table_rows(path: Path, delimiter: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        if not reader.fieldnames:
+            return
+        for row in reader:
+            yield {k: v for k, v in row.items() if k is not None}
+
+
+def _parquet_rows(path: Path) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
+        raise TaskToolError(f"cannot read parquet file '{path}': {exc}", "check the file") from exc
+    for batch in table.iter_batches(batch_size=1024):
+        yield from batch.to_pylist()
 
 
 def _json_line(line: str, path, n: int):
@@ -111,11 +111,11 @@ def _json_line(line: str, path, n: int):
 
 def _json_rows(path: Path) -> Iterator[dict]:
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         # many '.json' files are really JSON Lines
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             lines = [ln for ln in fh if ln.strip()]
         if len(lines) > 1:
             for n, line in enumerate(lines, 1):
@@ -159,6 +159,8 @@ def read_stream(stream) -> Iterator[dict | str]:
     """Stdin: JSON Lines when every line is an object, otherwise one text a line."""
     for n, line in enumerate(stream, 1):
         line = line.rstrip("\r\n")
+        if n == 1:
+            line = line.lstrip("\ufeff")
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
@@ -172,156 +174,163 @@ def read_stream(stream) -> Iterator[dict | str]:
         yield line
 
 
-def read_dataset(name: str, split: str) -> Iterator[dict]:
-    """A dataset saved with save_to_disk, a data file folder, or a Hub dataset (streamed)."""
-    from tasktool.runtime import offline
+# ---------------------------------------------------------------------- CoNLL token files
 
-    path = Path(name).expanduser()
+
+def looks_like_conll(path: Path) -> bool:
+    """Lines of `token ... tag` separated by blank lines (CoNLL-2003, GermEval)."""
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return True
+    if path.suffix.lower() not in (".txt", ".tsv", ""):
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        lines = [ln.strip() for _, ln in zip(range(50), fh, strict=False) if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("-DOCSTART-")]
+    if not lines:
+        return False
+    tagged = sum(len(ln.split()) >= 2 and _is_tag(ln.split()[-1]) for ln in lines)
+    return tagged >= 0.9 * len(lines)
+
+
+def _is_tag(word: str) -> bool:
+    return word == "O" or (len(word) > 2 and word[:2] in ("B-", "I-", "E-", "S-", "L-", "U-"))
+
+
+def read_conll(path: Path) -> list[dict]:
+    """One row per sentence: {"tokens": [...], "ner_tags": [...]}; the tag is the last column."""
+    rows: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8-sig") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("-DOCSTART-"):
+                if tokens:
+                    rows.append({"tokens": tokens, "ner_tags": tags})
+                tokens, tags = [], []
+                continue
+            parts = line.split("\t") if "\t" in line else line.split()
+            parts = [p for p in parts if p != ""]
+            if len(parts) < 2:
+                raise TaskToolError(
+                    f"{path}, line {n}: expected 'token tag', got {line!r}",
+                    "CoNLL files hold a token and its tag per line, a blank line between sentences",
+                )
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    if tokens:
+        rows.append({"tokens": tokens, "ner_tags": tags})
+    return rows
+
+
+# ---------------------------------------------------------------------- whole splits
+
+
+def load_rows(source: Source, conll: bool = False, delimiter: str | None = None) -> list[dict]:
+    """All rows of one split, as dicts (plain text lines become {"text": line})."""
+    path = Path(source.path).expanduser()
+    if path.is_dir():
+        rows = dataset_rows(str(path), source.split or "train")
+    elif path.exists():
+        if conll and looks_like_conll(path):
+            rows = read_conll(path)
+        else:
+            rows = list(read_rows(path, delimiter=delimiter))
+    elif source.split or not path_like(source.path):
+        rows = dataset_rows(source.path, source.split or "train")
+    else:
+        raise TaskToolError(
+            f"data file '{source.path}' not found", "check the path given to --data/--eval-data"
+        )
+    rows = [row if isinstance(row, dict) else {"text": row} for row in rows]
+    if not rows:
+        raise TaskToolError(f"'{source.name}' holds no rows", "give a file with at least one example")
+    return rows
+
+
+def path_like(ref: str) -> bool:
+    """Whether a --data value names a file (rather than a Hub dataset)."""
+    return ref.startswith((".", "/", "~")) or Path(ref).suffix.lower() in (
+        *TABLE_SUFFIXES,
+        *CONLL_SUFFIXES,
+    )
+
+
+# ---------------------------------------------------------------------- datasets
+
+
+def is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def open_dataset(name: str, split: str, streaming: bool = False, config: str | None = None):
+    """A save_to_disk folder, a data-file folder or a Hub dataset (streamed when asked); audio and
+    image columns come as files ({"path", "bytes"}), never decoded here (that needs torchcodec)."""
+    from tasktool.hub import offline
+
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - a dependency
         raise TaskToolError("the 'datasets' package is missing", "pip install datasets") from exc
     datasets.disable_progress_bars()
+    path = Path(name).expanduser()
     try:
-        if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+        if is_saved_dataset(path):
             ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                if split not in ds:
-                    raise TaskToolError(
-                        f"dataset '{name}' has no split '{split}'", f"splits: {', '.join(ds)}"
-                    )
-                ds = ds[split]
+        elif not path.exists() and offline():
+            raise TaskToolError(
+                f"cannot fetch dataset '{name}': the Hugging Face Hub is unreachable (offline)",
+                "save it locally and pass its folder, or pass a data file",
+            )
         else:
-            if not path.exists() and offline():
-                raise TaskToolError(
-                    f"cannot fetch dataset '{name}': the Hugging Face Hub is unreachable (offline)",
-                    "save it locally and pass its folder, or pass --file",
-                )
-            ds = datasets.load_dataset(str(name), split=split, streaming=True)
+            ds = datasets.load_dataset(
+                str(path) if path.exists() else name, config, split=split, streaming=streaming
+            )
+        if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+            if split not in ds:
+                raise TaskToolError(f"dataset '{name}' has no split '{split}'", f"splits: {', '.join(ds)}")
+            ds = ds[split]
+        for col, feat in (ds.features or {}).items():
+            if isinstance(feat, (datasets.Audio, datasets.Image)) and feat.decode:
+                ds = ds.cast_column(col, type(feat)(decode=False))
     except TaskToolError:
         raise
     except ValueError as exc:
         raise TaskToolError(
-            f"cannot load split '{split}' of dataset '{name}': {str(exc).splitlines()[0]}", "check --split"
+            f"cannot load split '{split}' of dataset '{name}': {str(exc).splitlines()[0]}", "check the split"
         ) from exc
     except Exception as exc:  # noqa: BLE001 - datasets raises many types
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TaskToolError(
-            f"cannot load dataset '{name}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-            "check the name, or pass a local file with --file",
+            f"cannot load dataset '{name}': {first}", "check the name, or pass a local file"
         ) from exc
-    yield from ds
+    return ds
 
 
-def pick_column(row: dict, wanted: str | None, defaults: Iterable[str], what: str = "text") -> str:
-    """The column to read: the one asked for, or the first default present; else list what is there."""
-    columns = list(row.keys())
-    if wanted:
-        if wanted in row:
-            return wanted
-        if "." in wanted:  # nested field, e.g. translation.en
-            head = wanted.split(".", 1)[0]
-            if head in row:
-                return wanted
-        guess = nearest(wanted, columns)
-        hint = f"did you mean '{guess[0]}'? " if guess else ""
-        raise TaskToolError(
-            f"column '{wanted}' not found; columns found: {', '.join(columns) or 'none'}",
-            f"{hint}choose one with --column",
-        )
-    for name in defaults:
-        if name in row:
-            return name
-    if len(columns) == 1:
-        return columns[0]
-    raise TaskToolError(
-        f"no {what} column found; columns found: {', '.join(columns) or 'none'}", "choose one with --column"
-    )
+def stream_dataset(name: str, split: str, config: str | None = None) -> Iterator[dict]:
+    """Rows of a dataset for infer, lazily (Hub datasets are streamed)."""
+    path = Path(name).expanduser()
+    yield from open_dataset(name, split, streaming=not path.exists(), config=config)
 
 
-def get_field(row: dict, column: str):
-    if column in row:
-        return row[column]
-    value = row
-    for part in column.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise TaskToolError(f"field '{column}' missing in a row", "check --column")
-        value = value[part]
-    return value
+def dataset_rows(name: str, split: str, config: str | None = None) -> list[dict]:
+    """All rows of a dataset split; ClassLabel ids (and lists of them) become their names."""
+    import datasets
 
-
-def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
-    """(given id or None, row) from wherever the inputs come from."""
-    sources = sum(bool(x) for x in (spec.texts and spec.texts != ("-",), spec.file, spec.dataset))
-    if sources > 1:
-        raise TaskToolError("give inputs one way: arguments, --file or --dataset", "not several at once")
-    if spec.file:
-        rows = read_rows(spec.file, spec.fmt)
-    elif spec.dataset:
-        rows = read_dataset(spec.dataset, spec.split)
-    elif spec.texts == ("-",) or (
-        not spec.texts and not sys.stdin.isatty() and not (spec.question and spec.context)
-    ):
-        rows = read_stream(sys.stdin)
-    else:
-        rows = iter(spec.texts)
+    ds = open_dataset(name, split, config=config)
+    names = {}
+    for col, feat in ds.features.items():
+        inner = getattr(feat, "feature", None)
+        if isinstance(feat, datasets.ClassLabel):
+            names[col] = (False, feat.names)
+        elif isinstance(inner, datasets.ClassLabel):
+            names[col] = (True, inner.names)
+    rows = ds.to_list()
     for row in rows:
-        given = row.get("id") if isinstance(row, dict) else None
-        yield given, row
-
-
-def text_items(spec: InputSpec) -> Iterator[Item]:
-    column = None
-    for n, (given, row) in enumerate(raw_rows(spec)):
-        if isinstance(row, dict):
-            column = column or pick_column(row, spec.column, TEXT_COLUMNS)
-            value = get_field(row, column)
-        else:
-            value = row
-        text = "" if value is None else str(value)
-        yield Item(n if given is None else given, text)
-
-
-def qa_items(spec: InputSpec) -> Iterator[Item]:
-    """Question+context pairs: from columns, or a fixed --question/--context with the other varying."""
-    if spec.question and spec.context and not (spec.texts or spec.file or spec.dataset):
-        yield Item(0, {"question": spec.question, "context": spec.context})
-        return
-    qcol = ccol = None
-    for n, (given, row) in enumerate(raw_rows(spec)):
-        if isinstance(row, dict):
-            if spec.context:
-                qcol = qcol or pick_column(row, spec.column, ("question", "query", "q"), "question")
-                payload = {"question": str(get_field(row, qcol)), "context": spec.context}
-            elif spec.question:
-                ccol = ccol or pick_column(
-                    row, spec.column, ("context", "passage", "text", "document"), "context"
-                )
-                payload = {"question": spec.question, "context": str(get_field(row, ccol))}
-            else:
-                qcol = qcol or pick_column(row, None, ("question", "query", "q"), "question")
-                ccol = ccol or pick_column(row, None, ("context", "passage", "text", "document"), "context")
-                payload = {"question": str(get_field(row, qcol)), "context": str(get_field(row, ccol))}
-        elif spec.context:
-            payload = {"question": row, "context": spec.context}
-        elif spec.question:
-            payload = {"question": spec.question, "context": row}
-        else:
-            raise TaskToolError(
-                "question answering needs a question and a context",
-                "give --context with questions as arguments, --question with contexts, "
-                "or a file with question/context columns",
-            )
-        yield Item(n if given is None else given, payload)
-
-
-def items_for(kind: str, spec: InputSpec) -> Iterator[Item]:
-    """The engine's input stream for a task's input kind."""
-    from tasktool.tasks.registry import AUDIO, IMAGE, QA
-
-    if kind == QA:
-        return qa_items(spec)
-    if kind in (AUDIO, IMAGE):
-        from tasktool.io.media import media_items
-
-        return media_items(kind, spec)
-    return text_items(spec)
+        for col, (is_seq, labels) in names.items():
+            value = row.get(col)
+            if is_seq and isinstance(value, list):
+                row[col] = [labels[v] if isinstance(v, int) and 0 <= v < len(labels) else v for v in value]
+            elif isinstance(value, int) and 0 <= value < len(labels):
+                row[col] = labels[value]
+    return rows

@@ -14,55 +14,9 @@ import sys
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
+from tasktool.io.records import dumps, short, to_jsonable
 
 FORMATS = ("auto", "table", "jsonl", "json", "csv")
-
-
-def to_jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def dumps(record: dict) -> str:
-    return json.dumps(to_jsonable(record), ensure_ascii=False)
-
-
-def short(value, width: int = 80) -> str:
-    """A compact one-cell rendering of a result value."""
-    if isinstance(value, float):
-        text = f"{value:.4f}"
-    elif isinstance(value, list) and value and isinstance(value[0], dict):
-        parts = []
-        for entry in value[:5]:
-            label = (
-                entry.get("label")
-                or entry.get("entity_group")
-                or entry.get("entity")
-                or entry.get("token_str")
-            )
-            word = entry.get("word")
-            score = entry.get("score")
-            piece = f"{word}:{label}" if word and label else str(label if label is not None else entry)
-            if isinstance(score, (int, float)):
-                piece += f" ({score:.2f})"
-            parts.append(piece)
-        text = ", ".join(parts) + (" …" if len(value) > 5 else "")
-    elif isinstance(value, (dict, list)):
-        text = json.dumps(to_jsonable(value), ensure_ascii=False)
-    else:
-        text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def check_output_path(path: Path) -> None:
@@ -207,7 +161,7 @@ class Fanout(Writer):
 
 def open_writers(output: Path | None, fmt: str, title: str, display, resume: bool = False) -> Writer:
     """Writers for --output/--format: a file by its extension, and stdout (table on a terminal)."""
-    if fmt not in FORMATS:
+    if fmt not in (*FORMATS, "none"):
         raise TaskToolError(f"unknown --format '{fmt}'", f"use one of {', '.join(FORMATS)}")
     writers: list[Writer] = []
     if output is not None:
@@ -225,6 +179,7 @@ def open_writers(output: Path | None, fmt: str, title: str, display, resume: boo
             )
     if fmt == "auto":
         fmt = "none" if output is not None else ("table" if sys.stdout.isatty() else "jsonl")
+    # "none" (the Python API): nothing on stdout
     if fmt == "table":
         writers.append(TableWriter(title, display))
     elif fmt == "jsonl":

@@ -1,18 +1,28 @@
 """The one table from a task name to everything task-specific.
 
-Importing this module must stay cheap (no torch, no transformers): `tasktool tasks` and
-`--help` read it. The implementations are named by dotted paths and imported on use.
+Each entry is built by keyword and points at the task's folder under `tasktool/tasks/`, whose
+modules hold its parts (the contract is in tasks/base.py):
+
+    predict.py   Predictor  inference hooks for the engine (prepare / predict / display)
+    data.py      Reader     labelled examples for finetune and evaluate (columns, one row -> one example)
+    train.py     Trainer    fine-tuning hooks (features, collator, labels) over training.trainer
+    evaluate.py  Evaluator  metrics over the engine's predictions (no trainer involved)
+    sample.py    write()    a small built-in sample for `tasktool smoke`; the tiny model's settings
+
+Importing this module must stay cheap (no torch, no transformers): `tasktool tasks` and `--help`
+read it. The parts are imported on use.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tasktool.errors import TaskToolError, nearest
+from tasktool.io.kinds import AUDIO, IMAGE, PAIR, TEXT
 
-# Input kinds: how readers turn command-line inputs into payloads.
-TEXT, QA, AUDIO, IMAGE = "text", "question+context", "audio", "image"
+MODES = ("infer", "finetune", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -25,207 +35,238 @@ class TaskSpec:
     model_class: str  # transformers Auto class used to load the model
     mapping: str  # modeling_auto *_MAPPING_NAMES whose architectures serve this task
     family: str  # tiny random model family (tasktool.tiny), for tests and smoke mode
-    predictor: str | None = None  # "module:Class" of the inference implementation
-    trainer: str | None = None  # "module:Class" of the fine-tuning implementation
+    package: str  # the task's folder under tasktool/tasks
+    modes: tuple[str, ...] = MODES
+    predictor: str = "predict:Predictor"  # "module:attribute" inside the folder, where not the default
     metric: str = ""
     offline_base: bool = False  # the bundled MiniLM can serve as the base model for fine-tuning
     extra_mappings: tuple[str, ...] = field(default=())
 
     @property
     def supports(self) -> list[str]:
-        modes = []
-        if self.predictor:
-            modes.append("infer")
-        if self.trainer:
-            modes += ["finetune", "evaluate"]
-        return modes
+        return [mode for mode in MODES if mode in self.modes]
+
+    def part(self, path: str, mode: str = "infer"):
+        """`module:attribute` of the task's folder, imported now."""
+        if mode not in self.modes:
+            raise TaskToolError(
+                f"'{mode}' is not available for task '{self.name}' yet", "see `tasktool tasks`"
+            )
+        module, _, attr = path.partition(":")
+        loaded = importlib.import_module(f"tasktool.tasks.{self.package}.{module}")
+        return getattr(loaded, attr) if attr else loaded
 
     def load_predictor(self):
-        return _load(self.predictor, self.name, "infer")
+        return self.part(self.predictor)
 
     def load_trainer(self):
-        return _load(self.trainer, self.name, "finetune")
+        return self.part("train:Trainer", "finetune")
 
+    def reader(self, recipe: dict | None = None, columns: dict | None = None):
+        return self.part("data:Reader", "evaluate")(self, recipe or {}, columns)
 
-def _load(path: str | None, task: str, mode: str):
-    if not path:
-        raise TaskToolError(f"'{mode}' is not available for task '{task}' yet", "see `tasktool tasks`")
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    def evaluator(self, recipe: dict | None = None):
+        return self.part("evaluate:Evaluator", "evaluate")(self, recipe or {})
 
+    def sample(self):
+        """The folder's sample module: write(folder) -> files and infer arguments; TINY / SMOKE_TINY."""
+        return importlib.import_module(f"tasktool.tasks.{self.package}.sample")
 
-_T = "tasktool.tasks."
-_TR = "tasktool.training."
+    def build_tiny(self, out_dir, family: str | None = None, **kwargs) -> Path:
+        """A tiny random model for this task (tests, smoke mode): the sample module's own `build_tiny`
+        where it has one (a family tiny/ does not know), else tiny/'s builder of the family, with the
+        task's head and the sample's `TINY` settings."""
+        from tasktool import tiny
+
+        sample = self.sample()
+        for key, value in getattr(sample, "TINY", {}).items():
+            kwargs.setdefault(key, value)
+        if hasattr(sample, "build_tiny") and family is None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            sample.build_tiny(Path(out_dir), **kwargs)
+            return Path(out_dir)
+        return tiny.build(family or self.family, out_dir, model_class=self.model_class, **kwargs)
+
+    def serves(self, architecture: str) -> bool:
+        from tasktool.runtime import architectures_in
+
+        return any(architecture in architectures_in(m) for m in (self.mapping, *self.extra_mappings))
+
+    @staticmethod
+    def tasks_serving(architecture: str) -> list[str]:
+        return tasks_serving(architecture)
+
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in [
         TaskSpec(
-            "text-generation",
-            ("generate", "generation", "causal-lm", "lm", "complete"),
-            "Continue a prompt (GPT-2 style causal LM)",
-            TEXT,
-            "openai-community/gpt2",
-            "AutoModelForCausalLM",
-            "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
-            "gpt2",
-            predictor=_T + "text_generation:TextGeneration",
-            trainer=_TR + "causal_lm:CausalLMTrainer",
+            name="text-generation",
+            aliases=("generate", "generation", "causal-lm", "lm", "complete"),
+            summary="Continue a prompt (GPT-2 style causal LM)",
+            input_kind=TEXT,
+            default_model="openai-community/gpt2",
+            model_class="AutoModelForCausalLM",
+            mapping="MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+            family="gpt2",
+            package="text_generation",
             metric="perplexity",
         ),
         TaskSpec(
-            "text-classification",
-            ("classify", "classification", "sentiment", "sentiment-analysis", "sequence-classification"),
-            "Label a sentence or sentence pair (BERT style encoder)",
-            TEXT,
-            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-            "AutoModelForSequenceClassification",
-            "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
-            "bert",
-            predictor=_T + "text_classification:TextClassification",
-            trainer=_TR + "classification:ClassificationTrainer",
+            name="text-classification",
+            aliases=(
+                "classify",
+                "classification",
+                "sentiment",
+                "sentiment-analysis",
+                "sequence-classification",
+            ),
+            summary="Label a sentence or sentence pair (BERT style encoder)",
+            input_kind=TEXT,
+            default_model="distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+            model_class="AutoModelForSequenceClassification",
+            mapping="MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+            family="bert",
+            package="text_classification",
             metric="accuracy, macro-F1",
             offline_base=True,
         ),
         TaskSpec(
-            "token-classification",
-            ("ner", "token", "tagging", "pos", "entities"),
-            "Tag each word: named entities, parts of speech",
-            TEXT,
-            "dbmdz/bert-large-cased-finetuned-conll03-english",
-            "AutoModelForTokenClassification",
-            "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
-            "bert",
-            predictor=_T + "token_classification:TokenClassification",
-            trainer=_TR + "ner:NERTrainer",
+            name="token-classification",
+            aliases=("ner", "token", "tagging", "pos", "entities"),
+            summary="Tag each word: named entities, parts of speech",
+            input_kind=TEXT,
+            default_model="dbmdz/bert-large-cased-finetuned-conll03-english",
+            model_class="AutoModelForTokenClassification",
+            mapping="MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
+            family="bert",
+            package="token_classification",
             metric="seqeval precision, recall, F1",
             offline_base=True,
         ),
         TaskSpec(
-            "question-answering",
-            ("qa", "extractive-qa", "squad"),
-            "Find the answer span to a question in a context",
-            QA,
-            "distilbert/distilbert-base-cased-distilled-squad",
-            "AutoModelForQuestionAnswering",
-            "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
-            "bert",
-            predictor=_T + "question_answering:QuestionAnswering",
-            trainer=_TR + "qa:QATrainer",
+            name="question-answering",
+            aliases=("qa", "extractive-qa", "squad"),
+            summary="Find the answer span to a question in a context",
+            input_kind=PAIR,
+            default_model="distilbert/distilbert-base-cased-distilled-squad",
+            model_class="AutoModelForQuestionAnswering",
+            mapping="MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+            family="bert",
+            package="question_answering",
             metric="SQuAD exact match, F1",
             offline_base=True,
         ),
         TaskSpec(
-            "summarization",
-            ("summarize", "summary", "sum"),
-            "Shorten a document (BART / T5 encoder-decoder)",
-            TEXT,
-            "sshleifer/distilbart-cnn-12-6",
-            "AutoModelForSeq2SeqLM",
-            "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
-            "bart",
-            predictor=_T + "seq2seq:Summarization",
-            trainer=_TR + "seq2seq:Seq2SeqTaskTrainer",
+            name="summarization",
+            aliases=("summarize", "summary", "sum"),
+            summary="Shorten a document (BART / T5 encoder-decoder)",
+            input_kind=TEXT,
+            default_model="sshleifer/distilbart-cnn-12-6",
+            model_class="AutoModelForSeq2SeqLM",
+            mapping="MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+            family="bart",
+            package="seq2seq",
+            predictor="predict:Summarization",
             metric="ROUGE-1/2/L",
         ),
         TaskSpec(
-            "translation",
-            ("translate", "mt"),
-            "Translate text (Marian / T5 / mBART encoder-decoder)",
-            TEXT,
-            "google-t5/t5-small",
-            "AutoModelForSeq2SeqLM",
-            "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
-            "marian",
-            predictor=_T + "seq2seq:Translation",
-            trainer=_TR + "seq2seq:Seq2SeqTaskTrainer",
+            name="translation",
+            aliases=("translate", "mt"),
+            summary="Translate text (Marian / T5 / mBART encoder-decoder)",
+            input_kind=TEXT,
+            default_model="google-t5/t5-small",
+            model_class="AutoModelForSeq2SeqLM",
+            mapping="MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+            family="marian",
+            package="seq2seq",
+            predictor="predict:Translation",
             metric="sacreBLEU, chrF",
         ),
         TaskSpec(
-            "fill-mask",
-            ("mask", "mlm", "fill"),
-            "Predict the masked word (BERT masked LM)",
-            TEXT,
-            "distilbert/distilroberta-base",
-            "AutoModelForMaskedLM",
-            "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
-            "bert",
-            predictor=_T + "fill_mask:FillMask",
-            trainer=_TR + "masked_lm:MaskedLMTrainer",
+            name="fill-mask",
+            aliases=("mask", "mlm", "fill"),
+            summary="Predict the masked word (BERT masked LM)",
+            input_kind=TEXT,
+            default_model="distilbert/distilroberta-base",
+            model_class="AutoModelForMaskedLM",
+            mapping="MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+            family="bert",
+            package="fill_mask",
             metric="perplexity",
         ),
         TaskSpec(
-            "automatic-speech-recognition",
-            ("asr", "transcribe", "speech-to-text", "stt", "speech"),
-            "Transcribe speech (Whisper, Wav2Vec2-CTC)",
-            AUDIO,
-            "openai/whisper-base",
-            "AutoModelForSpeechSeq2Seq",
-            "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
-            "whisper",
-            predictor=_T + "speech_recognition:SpeechRecognition",
-            trainer=_TR + "speech:SpeechRecognitionTrainer",
+            name="automatic-speech-recognition",
+            aliases=("asr", "transcribe", "speech-to-text", "stt", "speech"),
+            summary="Transcribe speech (Whisper, Wav2Vec2-CTC)",
+            input_kind=AUDIO,
+            default_model="openai/whisper-base",
+            model_class="AutoModelForSpeechSeq2Seq",
+            mapping="MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+            family="whisper",
+            package="speech_recognition",
             metric="WER, CER",
             extra_mappings=("MODEL_FOR_CTC_MAPPING_NAMES",),
         ),
         TaskSpec(
-            "audio-classification",
-            ("audio", "audio-cls", "keyword-spotting", "sound"),
-            "Label an audio clip (Wav2Vec2 classifier)",
-            AUDIO,
-            "superb/wav2vec2-base-superb-ks",
-            "AutoModelForAudioClassification",
-            "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
-            "wav2vec2",
-            predictor=_T + "audio_classification:AudioClassification",
-            trainer=_TR + "audio_classification:AudioClassificationTrainer",
+            name="audio-classification",
+            aliases=("audio", "audio-cls", "keyword-spotting", "sound"),
+            summary="Label an audio clip (Wav2Vec2 classifier)",
+            input_kind=AUDIO,
+            default_model="superb/wav2vec2-base-superb-ks",
+            model_class="AutoModelForAudioClassification",
+            mapping="MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
+            family="wav2vec2",
+            package="audio_classification",
             metric="accuracy, macro-F1",
         ),
         TaskSpec(
-            "image-classification",
-            ("image", "image-cls", "img-cls", "vision"),
-            "Label an image (ViT, ConvNeXT)",
-            IMAGE,
-            "google/vit-base-patch16-224",
-            "AutoModelForImageClassification",
-            "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
-            "vit",
-            predictor=_T + "image_classification:ImageClassification",
-            trainer=_TR + "image_classification:ImageClassificationTrainer",
+            name="image-classification",
+            aliases=("image", "image-cls", "img-cls", "vision"),
+            summary="Label an image (ViT, ConvNeXT)",
+            input_kind=IMAGE,
+            default_model="google/vit-base-patch16-224",
+            model_class="AutoModelForImageClassification",
+            mapping="MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+            family="vit",
+            package="image_classification",
             metric="accuracy, macro-F1",
         ),
         TaskSpec(
-            "object-detection",
-            ("detect", "detection", "od", "boxes"),
-            "Find objects with boxes and labels (DETR)",
-            IMAGE,
-            "facebook/detr-resnet-50",
-            "AutoModelForObjectDetection",
-            "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES",
-            "detr",
-            predictor=_T + "object_detection:ObjectDetection",
+            name="object-detection",
+            aliases=("detect", "detection", "od", "boxes"),
+            summary="Find objects with boxes and labels (DETR)",
+            input_kind=IMAGE,
+            default_model="facebook/detr-resnet-50",
+            model_class="AutoModelForObjectDetection",
+            mapping="MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES",
+            family="detr",
+            package="object_detection",
+            modes=("infer",),
         ),
         TaskSpec(
-            "image-segmentation",
-            ("segment", "segmentation", "seg", "panoptic"),
-            "Label every pixel: semantic, instance, panoptic (Mask2Former)",
-            IMAGE,
-            "facebook/mask2former-swin-tiny-coco-panoptic",
-            "AutoModelForUniversalSegmentation",
-            "MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES",
-            "mask2former",
-            predictor=_T + "image_segmentation:ImageSegmentation",
+            name="image-segmentation",
+            aliases=("segment", "segmentation", "seg", "panoptic"),
+            summary="Label every pixel: semantic, instance, panoptic (Mask2Former)",
+            input_kind=IMAGE,
+            default_model="facebook/mask2former-swin-tiny-coco-panoptic",
+            model_class="AutoModelForUniversalSegmentation",
+            mapping="MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES",
+            family="mask2former",
+            package="image_segmentation",
+            modes=("infer",),
         ),
         TaskSpec(
-            "depth-estimation",
-            ("depth",),
-            "Estimate per-pixel depth from one image (GLPN)",
-            IMAGE,
-            "vinvino02/glpn-nyu",
-            "AutoModelForDepthEstimation",
-            "MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES",
-            "glpn",
-            predictor=_T + "depth_estimation:DepthEstimation",
+            name="depth-estimation",
+            aliases=("depth",),
+            summary="Estimate per-pixel depth from one image (GLPN)",
+            input_kind=IMAGE,
+            default_model="vinvino02/glpn-nyu",
+            model_class="AutoModelForDepthEstimation",
+            mapping="MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES",
+            family="glpn",
+            package="depth_estimation",
+            modes=("infer",),
         ),
     ]
 }
@@ -243,3 +284,8 @@ def resolve(name: str) -> TaskSpec:
     guess = nearest(key, [*TASKS, *ALIASES])
     hint = f"did you mean '{guess[0]}'?" if guess else "run `tasktool tasks` to list them"
     raise TaskToolError(f"unknown task '{name}'", hint)
+
+
+def tasks_serving(architecture: str) -> list[str]:
+    """The tasks whose models include `architecture` (e.g. BertForTokenClassification)."""
+    return [spec.name for spec in TASKS.values() if spec.serves(architecture)]

@@ -1,7 +1,8 @@
 """Tiny random models of each architecture family, built in seconds with no network.
 
-Tests and the smoke mode use them: a small config, `save_pretrained` to a folder, and a
-tokenizer (or processor) made in-process. Nothing is downloaded and no weights are committed.
+Tests and the smoke mode use them: a small config, `save_pretrained` to a folder, and a tokenizer
+(or processor) made in-process. Nothing is downloaded and no weights are committed. A task builds
+its own with `registry.resolve(task).build_tiny(out)`, which names the family and the head's class.
 """
 
 from __future__ import annotations
@@ -25,16 +26,15 @@ _BUILDERS = {
     "mask2former": "tasktool.tiny.vision",
     "glpn": "tasktool.tiny.vision",
 }
+FAMILIES = tuple(_BUILDERS)
 
 
-def build(task: str, out_dir: str | Path, family: str | None = None, **kwargs) -> Path:
-    """Build a tiny random model for `task` (canonical name or alias) into `out_dir`."""
-    from tasktool.tasks.registry import resolve
-
-    spec = resolve(task)
-    family = family or spec.family
+def build(family: str, out_dir: str | Path, model_class: str, **kwargs) -> Path:
+    """Build a tiny random `family` model with the head of transformers' `model_class` into `out_dir`."""
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown tiny model family '{family}' (known: {', '.join(FAMILIES)})")
     module = importlib.import_module(_BUILDERS[family])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    module.build(spec.name, family, out, **kwargs)
+    module.build(family, out, model_class, **kwargs)
     return out

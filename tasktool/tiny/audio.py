@@ -166,7 +166,8 @@ def _wav2vec2_config(vocab_size: int = 32, **kwargs):
     )
 
 
-def build(task: str, family: str, out: Path, labels: list[str] | None = None) -> None:
+def build(family: str, out: Path, model_class: str = "", labels: list[str] | None = None) -> None:
+    """Whisper, Wav2Vec2-CTC or a Wav2Vec2 classifier (each family has one head: `model_class` is implied)."""
     import torch
     import transformers as tf
 

@@ -16,7 +16,7 @@ WORDS = (
     "run runs ran walk walked see saw make made take took give gave think thought know knew say said "
     "go went come came find found tell told work worked call called try tried ask asked need felt "
     "wonderful terrible boring exciting beautiful ugly amazing awful brilliant dull fantastic poor "
-    "question answer context summary translation label token word sentence text number"
+    "question answer context summary travel label token word sentence text number"
 ).split()
 
 
@@ -106,102 +106,115 @@ def _encoder_decoder_sizes(max_length: int) -> dict:
     )
 
 
+def _bert(max_length: int, out: Path, tf):
+    tok, special = _wordpiece()
+    fast = _save_tokenizer(tok, out, max_length, **special)
+    return tf.BertConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_length,
+        pad_token_id=fast.pad_token_id,
+    )
+
+
+def _gpt2(max_length: int, out: Path, tf):
+    tok = _byte_bpe(["<|endoftext|>"], None)
+    eot = "<|endoftext|>"
+    fast = _save_tokenizer(tok, out, max_length, bos_token=eot, eos_token=eot, pad_token=eot)
+    eos = fast.eos_token_id
+    return tf.GPT2Config(
+        vocab_size=len(fast),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=max_length,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+
+
+def _bart(max_length: int, out: Path, tf):
+    tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
+    fast = _save_tokenizer(
+        tok,
+        out,
+        max_length,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
+    return tf.BartConfig(
+        vocab_size=len(fast),
+        **_encoder_decoder_sizes(max_length),
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        decoder_start_token_id=fast.eos_token_id,
+        forced_bos_token_id=None,
+        forced_eos_token_id=fast.eos_token_id,
+    )
+
+
+def _t5_tokenizer(max_length: int, out: Path):
+    tok = _byte_bpe(["<pad>", "</s>", "<unk>"], (None, "</s>"))
+    return _save_tokenizer(tok, out, max_length, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+
+
+def _t5(max_length: int, out: Path, tf):
+    fast = _t5_tokenizer(max_length, out)
+    return tf.T5Config(
+        vocab_size=len(fast),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+        decoder_start_token_id=fast.pad_token_id,
+    )
+
+
+def _marian(max_length: int, out: Path, tf):
+    fast = _t5_tokenizer(max_length, out)
+    return tf.MarianConfig(
+        vocab_size=len(fast),
+        **_encoder_decoder_sizes(max_length),
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+        decoder_start_token_id=fast.pad_token_id,
+        forced_eos_token_id=fast.eos_token_id,
+    )
+
+
+CONFIGS = {"bert": _bert, "gpt2": _gpt2, "bart": _bart, "t5": _t5, "marian": _marian}
+
+
 def build(
-    task: str,
     family: str,
     out: Path,
+    model_class: str,
     labels: list[str] | None = None,
     max_length: int = 128,
     init_std: float | None = None,
 ) -> None:
-    """init_std: a larger random-init scale (e.g. 0.2) makes outputs depend visibly on the input."""
+    """A tokenizer trained in-process and a random `model_class` of `family`, saved into `out`.
+
+    init_std: a larger random-init scale (e.g. 0.2) makes outputs depend visibly on the input."""
+    import torch
     import transformers as tf
 
     tf.utils.logging.disable_progress_bar()
-
-    if family == "bert":
-        tok, special = _wordpiece()
-        fast = _save_tokenizer(tok, out, max_length, **special)
-        config = tf.BertConfig(
-            vocab_size=len(fast),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=max_length,
-            pad_token_id=fast.pad_token_id,
-        )
-    elif family == "gpt2":
-        tok = _byte_bpe(["<|endoftext|>"], None)
-        fast = _save_tokenizer(
-            tok,
-            out,
-            max_length,
-            bos_token="<|endoftext|>",
-            eos_token="<|endoftext|>",
-            pad_token="<|endoftext|>",
-        )
-        eos = fast.eos_token_id
-        config = tf.GPT2Config(
-            vocab_size=len(fast),
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            n_positions=max_length,
-            bos_token_id=eos,
-            eos_token_id=eos,
-            pad_token_id=eos,
-        )
-    elif family == "bart":
-        tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
-        fast = _save_tokenizer(
-            tok,
-            out,
-            max_length,
-            bos_token="<s>",
-            eos_token="</s>",
-            pad_token="<pad>",
-            unk_token="<unk>",
-            mask_token="<mask>",
-        )
-        config = tf.BartConfig(
-            vocab_size=len(fast),
-            **_encoder_decoder_sizes(max_length),
-            pad_token_id=fast.pad_token_id,
-            bos_token_id=fast.bos_token_id,
-            eos_token_id=fast.eos_token_id,
-            decoder_start_token_id=fast.eos_token_id,
-            forced_bos_token_id=None,
-            forced_eos_token_id=fast.eos_token_id,
-        )
-    elif family in ("t5", "marian"):
-        tok = _byte_bpe(["<pad>", "</s>", "<unk>"], (None, "</s>"))
-        fast = _save_tokenizer(tok, out, max_length, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-        if family == "t5":
-            config = tf.T5Config(
-                vocab_size=len(fast),
-                d_model=32,
-                d_kv=16,
-                d_ff=64,
-                num_layers=2,
-                num_decoder_layers=2,
-                num_heads=2,
-                pad_token_id=fast.pad_token_id,
-                eos_token_id=fast.eos_token_id,
-                decoder_start_token_id=fast.pad_token_id,
-            )
-        else:
-            config = tf.MarianConfig(
-                vocab_size=len(fast),
-                **_encoder_decoder_sizes(max_length),
-                pad_token_id=fast.pad_token_id,
-                eos_token_id=fast.eos_token_id,
-                decoder_start_token_id=fast.pad_token_id,
-                forced_eos_token_id=fast.eos_token_id,
-            )
-    else:
+    if family not in CONFIGS:
         raise ValueError(f"unknown text family {family}")
-
+    config = CONFIGS[family](max_length, out, tf)
     if init_std is not None:
         for attr, value in (
             ("init_std", init_std),
@@ -213,13 +226,8 @@ def build(
     if labels:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
-    from tasktool.tasks.registry import resolve
-
-    model_cls = getattr(tf, resolve(task).model_class)
-    import torch
-
     torch.manual_seed(0)
-    model = model_cls.from_config(config)
+    model = getattr(tf, model_class).from_config(config)
     model.save_pretrained(out)
     if hasattr(model, "generation_config") and model.can_generate():
         model.generation_config.save_pretrained(out)

@@ -11,12 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_LABELS = {
-    "image-classification": ["cat", "dog"],
-    "object-detection": ["cat", "remote", "couch"],
-    "image-segmentation": ["cat", "couch", "wall"],
-}
-
 
 def _config_and_processor(family: str, tf):
     if family == "vit":
@@ -100,21 +94,18 @@ def _config_and_processor(family: str, tf):
     return config, processor
 
 
-def build(task: str, family: str, out: Path, labels: list[str] | None = None) -> None:
-    """Write a tiny random `task` model of `family` and its image processor into `out`."""
+def build(family: str, out: Path, model_class: str, labels: list[str] | None = None) -> None:
+    """Write a tiny random `family` model with `model_class`'s head and its image processor into `out`."""
     import torch
     import transformers as tf
 
     tf.utils.logging.set_verbosity_error()  # "falls back to the PIL processor" notices without torchvision
     tf.utils.logging.disable_progress_bar()
     config, processor = _config_and_processor(family, tf)
-    labels = labels or DEFAULT_LABELS.get(task)
     if labels:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
-    from tasktool.tasks.registry import resolve
-
-    model_cls = getattr(tf, resolve(task).model_class)
+    model_cls = getattr(tf, model_class)
     torch.manual_seed(0)
     model = model_cls.from_config(config)
     if family == "detr":  # spread the queries so a random model's boxes differ from one another

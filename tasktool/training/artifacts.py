@@ -120,17 +120,14 @@ def _series(log: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def plot_loss(log: list[dict], path: Path) -> None:
-    """Training (and eval) loss against step: matplotlib when installed, else a plain PIL drawing."""
+    """Training (and eval) loss against step, drawn with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     train = _series(log, "loss")
     evals = _series(log, "eval_loss")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        _plot_pil(train, evals, path)
-        return
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     if train[0]:
         ax.plot(*train, label="train loss")
@@ -145,36 +142,11 @@ def plot_loss(log: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_pil(train, evals, path: Path) -> None:
-    from PIL import Image, ImageDraw
-
-    width, height, pad = 600, 350, 40
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([pad, pad // 2, width - pad // 2, height - pad], outline="black")
-    steps = train[0] + evals[0]
-    values = train[1] + evals[1]
-    if steps:
-        x0, x1 = min(steps), max(steps) or 1
-        y0, y1 = min(values), max(values)
-        span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
-
-        def xy(s, v):
-            return (
-                pad + (s - x0) / span_x * (width - 1.5 * pad),
-                height - pad - (v - y0) / span_y * (height - 1.5 * pad),
-            )
-
-        for (xs, ys), colour in ((train, "blue"), (evals, "orange")):
-            points = [xy(s, v) for s, v in zip(xs, ys, strict=True)]
-            if len(points) > 1:
-                draw.line(points, fill=colour, width=2)
-            for p in points:
-                draw.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=colour)
-        draw.text(
-            (pad, 4), f"loss {y0:.3g}-{y1:.3g}, steps {x0}-{x1} (blue: train, orange: eval)", fill="black"
-        )
-    img.save(path)
+def append_to_card(folder: Path, lines: list[str]) -> None:
+    """Sections a task adds to the model card (e.g. its confusion matrix picture)."""
+    card = folder / "README.md"
+    if card.exists():
+        _atomic_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
 
 
 def model_card(recipe: dict, summary: dict, data_name: str) -> str:

@@ -1,7 +1,6 @@
-"""Recipes: one YAML of defaults per task, a user's YAML over it, then flags and key=value overrides.
-
-Every key is declared once in FIELDS with its type, so a typo is caught before any model loads
-("unknown recipe key 'lr_rate' (did you mean 'lr'?)") and `epochs=abc` is a one-line error.
+"""The recipe schema: every key declared once in FIELDS with its type and meaning, so a typo is caught
+before any model loads ("unknown recipe key 'lr_rate' (did you mean 'lr'?)") and `epochs=abc` is a
+one-line error. Reading, checking and writing recipe YAML; tasktool.recipes layers them per task.
 Import-light: yaml only.
 """
 
@@ -83,8 +82,8 @@ FIELDS: dict[str, tuple[type, str]] = {
     "generation_max_new_tokens": (int, "seq2seq: tokens generated for evaluation"),
     "predict_with_generate": (bool, "seq2seq: generate during evaluation to score ROUGE/BLEU"),
     "source_prefix": (str, "seq2seq: text put before every source (T5 'summarize: ')"),
-    "source_lang": (str, "translation: source language key"),
-    "target_lang": (str, "translation: target language key"),
+    "source_lang": (str, "seq2seq: source language key of a language pair"),
+    "target_lang": (str, "seq2seq: target language key of a language pair"),
     "block_size": (int, "causal/masked LM: tokens per training chunk"),
     "packing": (bool, "causal LM: concatenate texts and cut them into blocks"),
     "mlm_probability": (float, "masked LM: share of tokens masked"),
@@ -92,7 +91,7 @@ FIELDS: dict[str, tuple[type, str]] = {
         bool,
         "causal/masked LM: each line of a .txt file is a document (false: the whole file)",
     ),
-    # audio / images (tasktool.training.speech, audio_classification, image_classification)
+    # audio / images
     "max_audio_seconds": (
         float,
         "audio: longer training clips are cut (classification) or left out (ASR); 0: no limit",
@@ -132,31 +131,6 @@ SYNONYMS = {
 }
 
 _TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
-
-
-def recipes_dir() -> Path:
-    """The top-level `recipes/` folder (editable install), or the copy packaged inside tasktool."""
-    import tasktool
-
-    pkg = Path(tasktool.__file__).resolve().parent
-    for candidate in (pkg.parent / "recipes", pkg / "recipes"):
-        if candidate.is_dir():
-            return candidate
-    raise TaskToolError("the recipes folder is missing", "reinstall tasktool (pip install -e .)")
-
-
-def available() -> list[Path]:
-    return sorted(recipes_dir().glob("*.yaml"))
-
-
-def recipe_path(task: str) -> Path:
-    from tasktool.tasks.registry import resolve
-
-    spec = resolve(task)
-    path = recipes_dir() / f"{spec.name}.yaml"
-    if not path.exists():
-        raise TaskToolError(f"no recipe for task '{spec.name}'", "see `tasktool recipes list`")
-    return path
 
 
 def coerce(key: str, value: Any, source: str = "") -> Any:
@@ -245,34 +219,6 @@ def parse_overrides(pairs: list[str]) -> dict:
             )
         out[key] = coerce(key, value, "the command line")
     return out
-
-
-def resolve_recipe(
-    task: str,
-    recipe_file: str | Path | None = None,
-    flags: dict | None = None,
-    overrides: list[str] | None = None,
-) -> dict:
-    """Task defaults < --recipe FILE < explicit flags < key=value overrides."""
-    from tasktool.tasks.registry import resolve
-
-    spec = resolve(task)
-    recipe = read_yaml(recipe_path(spec.name))
-    if recipe_file:
-        user = read_yaml(recipe_file)
-        if user.get("task") and resolve(user["task"]).name != spec.name:
-            other = resolve(user["task"]).name
-            raise TaskToolError(
-                f"recipe '{recipe_file}' is for task '{other}', not '{spec.name}'",
-                f"use a {spec.name} recipe",
-            )
-        recipe.update(user)
-    for key, value in (flags or {}).items():
-        if value is not None:
-            recipe[key] = coerce(key, value)
-    recipe.update(parse_overrides(overrides or []))
-    recipe["task"] = spec.name
-    return recipe
 
 
 def dump(recipe: dict) -> str:

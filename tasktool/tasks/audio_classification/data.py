@@ -1,0 +1,7 @@
+"""Labelled audio files for audio-classification: class sub-folders, a metadata file, a manifest or a dataset."""
+
+from tasktool.tasks.media_classes import MediaReader
+
+
+class Reader(MediaReader):
+    kind = "audio"

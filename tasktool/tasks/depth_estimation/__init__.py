@@ -1,0 +1,1 @@
+"""depth-estimation: a per-pixel depth map from one image (GLPN, DPT, any AutoModelForDepthEstimation)."""

@@ -1,0 +1,1 @@
+"""fill-mask: the most likely words for a masked position (BERT-style masked language models)."""

@@ -1,0 +1,1 @@
+"""image-segmentation: a label for every pixel (Mask2Former: panoptic, semantic or instance)."""

@@ -1,0 +1,1 @@
+"""object-detection: boxes with labels and scores (DETR and other object detectors)."""

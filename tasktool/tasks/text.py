@@ -1,0 +1,129 @@
+"""What text tasks share: load tokenizer + model, tokenize per item, pad per batch."""
+
+from __future__ import annotations
+
+from tasktool.engine import Predictor
+from tasktool.errors import ItemError
+
+
+class TextPredictor(Predictor):
+    """Tokenizes each input once (no padding); batches are padded to their own longest item."""
+
+    auto_class: str | None = None  # default: the task's model class
+    padding_side = "right"
+
+    def __init__(self, spec, opts, **model_kwargs):
+        from tasktool import runtime
+
+        self.spec, self.opts = spec, opts
+        self.tokenizer = runtime.load_tokenizer(
+            opts.model, revision=opts.revision, trust_remote_code=opts.trust_remote_code
+        )
+        self.tokenizer.padding_side = self.padding_side
+        self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
+        self.device = self.model.device
+        self.specialise(self.model)
+        if opts.compile:
+            self.model = runtime.compile_model(self.model)  # inductor fuses for itself
+        else:
+            from tasktool.accel import cpu_fusion
+
+            cpu_fusion.apply(self.model)
+        self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
+
+    # Subclasses whose predict only reads the model and tokenizer set this: on a CPU the engine may
+    # then run two batches at once (tasktool.engine.batch_workers). Compiled models stay on one thread.
+    shareable: bool = False
+
+    def concurrent_batches(self) -> bool:
+        return self.shareable and self.device.type == "cpu" and not self.opts.compile
+
+    def specialise(self, model) -> None:
+        """Task hook: inference-only changes to the loaded model (before --compile)."""
+
+    def tokenize(self, text: str, **kwargs) -> dict:
+        if not isinstance(text, str) or not text.strip():
+            raise ItemError("empty input text", "give non-empty text")
+        return self.tokenizer(text, truncation=True, max_length=self.max_length, **kwargs)
+
+    def prepare(self, payload):
+        return self.tokenize(payload)
+
+    # Subclasses whose prepare(str) is exactly from_encoding(tokenize(str, **tokenize_kwargs)) set this
+    # (or inherit prepare) to get one batched tokenizer call per window instead of one call per input.
+    batch_tokenize: bool = False
+    tokenize_kwargs: dict = {}
+
+    def from_encoding(self, row: dict, enc, index: int, text: str):
+        """The prepared item from row `index` of a (batched) encoding; row holds its columns."""
+        return row
+
+    def prepare_many(self, payloads: list) -> list:
+        if not (self.batch_tokenize or type(self).prepare is TextPredictor.prepare):
+            return super().prepare_many(payloads)
+        out: list = [None] * len(payloads)
+        texts, where = [], []
+        for i, payload in enumerate(payloads):
+            if isinstance(payload, str) and payload.strip():
+                texts.append(payload)
+                where.append(i)
+            else:  # pairs (dicts) and bad items take the one-by-one path, with its errors
+                try:
+                    out[i] = self.prepare(payload)
+                except ItemError as exc:
+                    out[i] = exc
+        if texts:
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, **self.tokenize_kwargs)
+            columns = [(k, enc[k]) for k in enc.keys()]
+            for j, i in enumerate(where):
+                out[i] = self.from_encoding({k: v[j] for k, v in columns}, enc, j, texts[j])
+        return out
+
+    def length(self, prepared) -> int:
+        return len(prepared["input_ids"])
+
+    def collate(self, batch: list[dict], keys=("input_ids", "attention_mask", "token_type_ids")):
+        """Pad a batch to its longest item, straight into int64 arrays (tokenizer.pad is slow on lists)."""
+        import numpy as np
+        import torch
+
+        tok = self.tokenizer
+        present = [k for k in keys if k in batch[0]]
+        if tok.pad_token_id is None or any(k not in f for f in batch for k in present):
+            features = [{k: f[k] for k in keys if k in f} for f in batch]
+            padded = tok.pad(features, return_tensors="pt")  # raises its own clear error without a pad token
+            return {k: v.to(self.device) for k, v in padded.items()}
+        fill = {
+            "input_ids": tok.pad_token_id,
+            "attention_mask": 0,
+            "token_type_ids": tok.pad_token_type_id or 0,
+        }
+        lengths = [len(f["input_ids"]) for f in batch]
+        longest = max(lengths)
+        left = tok.padding_side == "left"
+        out = {}
+        for key in present:
+            arr = np.full((len(batch), longest), fill.get(key, 0), dtype=np.int64)
+            for row, (f, n) in enumerate(zip(batch, lengths, strict=True)):
+                if left:
+                    arr[row, longest - n :] = f[key]
+                else:
+                    arr[row, :n] = f[key]
+            tensor = torch.from_numpy(arr)
+            out[key] = tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=True)
+        return out
+
+
+def model_max_length(tokenizer, config, fallback: int = 512) -> int:
+    """The longest input the model takes: the tokenizer's limit, capped by the position table."""
+    limits = [fallback]
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max and tok_max < 1_000_000:
+        limits = [tok_max]
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            # RoBERTa-style position ids start after the padding index
+            offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            limits.append(value - offset)
+    return min(limits)

@@ -1,0 +1,1 @@
+"""text-classification: one label (or top-k labels) per sentence or sentence pair."""

@@ -1,0 +1,53 @@
+"""text-classification: one label (or top-k labels) per sentence or sentence pair."""
+
+from __future__ import annotations
+
+from tasktool.errors import ItemError
+from tasktool.tasks.text import TextPredictor
+
+
+class TextClassification(TextPredictor):
+    shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+    batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
+
+    def specialise(self, model) -> None:
+        from tasktool.accel import first_token
+
+        first_token.apply(model)  # the head reads position 0: the last layer computes only that
+
+    def prepare(self, payload):
+        if isinstance(payload, dict):  # a sentence pair
+            first = payload.get("text") or payload.get("sentence1") or ""
+            second = payload.get("text_pair") or payload.get("sentence2")
+            if not str(first).strip():
+                raise ItemError("empty input text", "give non-empty text")
+            return self.tokenizer(first, second, truncation=True, max_length=self.max_length)
+        return self.tokenize(payload)
+
+    def predict(self, batch):
+        import torch
+
+        logits = self.model(**self.collate(batch)).logits.float()
+        config = self.model.config
+        multi = getattr(config, "problem_type", None) == "multi_label_classification"
+        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        k = min(self.opts.top_k or 1, probs.shape[-1])
+        scores, ids = probs.topk(k, dim=-1)
+        id2label = config.id2label or {}
+        out = []
+        for row_scores, row_ids in zip(scores.tolist(), ids.tolist(), strict=True):
+            labels = [
+                {"label": id2label.get(i, f"LABEL_{i}"), "score": s}
+                for i, s in zip(row_ids, row_scores, strict=True)
+            ]
+            record = {"label": labels[0]["label"], "score": labels[0]["score"]}
+            if self.opts.top_k:
+                record["labels"] = labels
+            out.append(record)
+        return out
+
+    def display(self, record):
+        return {"label": str(record["label"]), "score": f"{record['score']:.3f}"}
+
+
+Predictor = TextClassification

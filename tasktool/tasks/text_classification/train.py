@@ -1,0 +1,45 @@
+"""Fine-tuning text classifiers (single sentences or sentence pairs)."""
+
+from __future__ import annotations
+
+from tasktool.errors import TaskToolError
+from tasktool.tasks.classes import check_known_labels, label_key
+from tasktool.training.trainer import TaskTrainer
+
+
+class Trainer(TaskTrainer):
+    loss_units = "rows"
+
+    def label_set(self, examples):
+        labels = sorted({ex["label"] for ex in examples}, key=label_key)
+        names = self.recipe.get("label_names")
+        if names:
+            labels = [n for n in names if n in labels] + [lb for lb in labels if lb not in names]
+        if len(labels) < 2:
+            raise TaskToolError(
+                f"the training data has a single label ({labels[0] if labels else 'none'})",
+                "a classifier needs at least two labels",
+            )
+        return labels
+
+    def check_labels(self, examples, known, source_name):
+        return check_known_labels(examples, known, source_name)
+
+    def load_model(self, ref: str):
+        from tasktool.accel import first_token
+
+        model = super().load_model(ref)
+        # the loss reads position 0 of the last layer only: same gradients, 14% less work for MiniLM
+        first_token.apply(model, training=True)
+        return model
+
+    def features(self, examples, tokenizer, train):
+        label2id = {label: i for i, label in enumerate(self.labels or [])}
+        max_length = self.recipe.get("max_length") or None
+        feats = []
+        for ex in examples:
+            enc = tokenizer(ex["text"], ex.get("text_pair") or None, truncation=True, max_length=max_length)
+            feat = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+            feat["labels"] = label2id[ex["label"]]
+            feats.append(feat)
+        return feats

@@ -1,0 +1,1 @@
+"""text-generation: continue a prompt with a causal language model (GPT-2 style)."""

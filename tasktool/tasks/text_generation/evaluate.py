@@ -1,0 +1,7 @@
+"""Scoring causal language models: perplexity of held-out text."""
+
+from tasktool.tasks.language_model import PerplexityEvaluator
+
+
+class Evaluator(PerplexityEvaluator):
+    causal = True

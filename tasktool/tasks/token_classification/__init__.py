@@ -1,0 +1,1 @@
+"""token-classification (NER, POS): one tag per word, grouped into entities at inference."""
