@@ -220,7 +220,7 @@ NATIVE_FLAGS = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "avx51
 
 def cpu_has_native(half: str) -> bool:
     """bf16/fp16 on a CPU is only a speed-up where it multiplies them in hardware: without, oneDNN
-    converts every tile and a bf16 matmul measured 6x slower than float32 (AVX2 EPYC, 2 cores)."""
+    converts every tile and a bf16 matmul runs several times slower than float32."""
     if os.environ.get(f"TASKTOOL_CPU_{half.upper()}", "").lower() in ("0", "false", "no"):
         return False
     try:
@@ -259,8 +259,8 @@ def compile_model(model):
     """--compile: torch.compile for inference, with dynamic shapes (no recompile per batch shape).
 
     On CPU, inductor's freezing folds the weights into the graph (prepacked oneDNN matmuls, fused
-    element-wise ops): `make bench` measured 1.07-1.17x (classification and NER) the eager MiniLM
-    after 8-21 s of compiling, so it pays on long runs only.
+    element-wise ops). It pays on long runs only: compiling takes seconds to a minute
+    (`make bench` measures both).
     """
     import torch
 

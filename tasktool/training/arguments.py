@@ -23,7 +23,7 @@ def _has_tensorboard() -> bool:
 def precision_flags(name: str) -> dict:
     """'auto' is the fastest precision that trains correctly on this device: bf16 mixed precision on
     GPUs that have it (else fp16), and on CPUs with native bf16 matrix units (AMX / AVX512-BF16),
-    where it measured 1.6x fp32 with the same loss; plain fp32 on other CPUs."""
+    where it trains faster than fp32 with the same loss (benchmarks/README.md); plain fp32 elsewhere."""
     import torch
 
     name = name.lower()
@@ -41,8 +41,8 @@ def precision_flags(name: str) -> dict:
 
 def optimizer_name(name: str) -> str:
     """'auto' is AdamW with torch's fused kernel (one pass over all parameters instead of a loop of
-    small ops): the same update, measured 71 -> 15 ms per step for MiniLM on 2 CPU cores (+11%
-    samples/s). Fused AdamW exists on CPU and CUDA in torch >= 2.4; elsewhere it is plain AdamW."""
+    small ops): the same update, in a fraction of the time. Fused AdamW exists on CPU and CUDA in
+    torch >= 2.4; elsewhere it is plain AdamW."""
     import torch
     from transformers.training_args import OptimizerNames
 

@@ -38,7 +38,7 @@ FIELDS: dict[str, tuple[type, str]] = {
     "fast_dropout": (
         bool,
         "CPU training: dropout masks from 16 random bits each and attention without SDPA's slow dropout "
-        "path (same distribution, 1.6x faster steps); false: torch's own dropout",
+        "path (same distribution, faster steps); false: torch's own dropout",
     ),
     "group_by_length": (
         bool,
