@@ -123,7 +123,7 @@ class AssistantLabels:
             return own if isinstance(own, str) else own["default"]
         try:
             patched = get_training_chat_template(self.tokenizer)
-        except (ValueError, TypeError):  # TRL does not know this template: find the turns by rendering
+        except Exception:  # noqa: BLE001 - TRL does not know (or cannot probe) it: find the turns by rendering
             return None
         return patched
 
