@@ -15,8 +15,8 @@ os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "4096")
 
 
 def __getattr__(name: str):
-    """tasktool.infer / finetune / evaluate, imported on first use (`tasktool --help` stays light)."""
-    if name in ("infer", "finetune", "evaluate"):
+    """tasktool.infer / finetune / evaluate / merge, imported on first use (`tasktool --help` stays light)."""
+    if name in ("infer", "finetune", "evaluate", "merge"):
         from tasktool import api
 
         return getattr(api, name)

@@ -144,6 +144,7 @@ def evaluate(
     allow_absolute_paths: bool = False,
     smoke: bool = False,
     return_predictions: bool = False,
+    chat_template: str | None = None,
 ):
     """Score a model on labelled data with the task's metric; returns the metrics (and, with
     `return_predictions`, one record per example as well)."""
@@ -167,6 +168,8 @@ def evaluate(
     if strict:
         recipe["strict"] = True
     recipe["allow_absolute_paths"] = allow_absolute_paths  # this call's flag, never the saved recipe's
+    if chat_template:
+        recipe["chat_template"] = chat_template
     examples = spec.reader(recipe, columns).read(Source(data) if data else Source(dataset, split))
     if smoke:
         from tasktool.tiny.shrink import SMOKE_EXAMPLES, shrunk_model, smoke_dir
@@ -176,3 +179,35 @@ def evaluate(
     ref = runtime.check_model_ref(ref)
     metrics, records = spec.evaluator(recipe).evaluate(ref, examples, batch_size=batch_size, device=device)
     return (metrics, records) if return_predictions else metrics
+
+
+def merge(adapter_dir: str | Path, output_dir: str | Path) -> Path:
+    """Merge a LoRA adapter folder (written by `finetune ... lora=true`) into its base model and save
+    a plain model to `output_dir` (tokenizer and recipe.yaml too); returns the folder. The base model
+    is the one adapter_config.json names; the weights keep its dtype."""
+    import os
+    import shutil
+
+    from tasktool import runtime
+    from tasktool.errors import TaskToolError
+
+    src = Path(adapter_dir).expanduser()
+    out = Path(output_dir).expanduser()
+    if not src.is_dir():
+        raise TaskToolError(f"adapter folder '{adapter_dir}' not found", "check the path")
+    if out.resolve() == src.resolve():
+        raise TaskToolError("the merged model cannot replace its adapter folder", "choose another --output")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TaskToolError(
+            f"'{out}' already exists and is not empty", "choose another --output or remove it"
+        )
+    staging = out.parent / f".{out.name}.merging"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        runtime.merge_adapter(str(src), staging)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)  # a folder that exists is a whole model
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -69,6 +69,10 @@ def run_inference(
     if resume and output is None:
         raise TaskToolError("--resume needs --output FILE.jsonl", "it reads the ids already written there")
     items = input_items(spec, source, output if resume else None, smoke)
+    if opts.stream is None:  # one input on a terminal: its tokens are printed as they come
+        first = list(itertools.islice(items, 2))
+        items = itertools.chain(first, items)
+        opts.stream = len(first) == 1 and not quiet and sys.stdout.isatty()
     procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
     procs.barrier()  # every process has read the --resume ids before the main one appends
     items = procs.shard(items)
@@ -83,7 +87,7 @@ def run_inference(
     writer = (
         open_writers(output, fmt, title, predictor.display, resume=resume) if procs.is_main else Fanout([])
     )
-    progress = _progress(quiet or not procs.is_main)
+    progress = _progress(quiet or not procs.is_main or bool(opts.stream))  # a bar would cut the stream
     engine = Engine(
         predictor,
         batch_size=opts.batch_size,

@@ -41,6 +41,17 @@ class InferOptions:
     return_timestamps: bool = False
     subtask: str = "panoptic"
     extra: dict = field(default_factory=dict)
+    # chat models, sampling and big models (appended: keyword construction only)
+    chat: bool = False  # plain prompts as one user turn, rendered with the chat template
+    system: str | None = None  # --chat: a system turn before each prompt (or conversation without one)
+    chat_template: str | None = None  # a Jinja chat template FILE for tokenizers without one
+    seed: int | None = None  # sampling: the same seed, inputs and batch size give the same text
+    repetition_penalty: float | None = None
+    stop: list[str] | None = None  # generation stops at (and the text is cut before) any of these strings
+    stream: bool | None = None  # print tokens as they come (None: on a terminal with one input)
+    device_map: str | None = None  # "auto": accelerate spreads the model over the GPUs and CPU there are
+    load_in_4bit: bool = False  # bitsandbytes quantization (CUDA)
+    load_in_8bit: bool = False
 
     def generation_kwargs(self, default_max_new_tokens: int) -> dict:
         kwargs: dict = {"max_new_tokens": self.max_new_tokens or default_max_new_tokens}
@@ -56,4 +67,6 @@ class InferOptions:
                 kwargs["top_p"] = self.top_p
         else:
             kwargs["do_sample"] = False
+        if self.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = self.repetition_penalty
         return kwargs

@@ -22,10 +22,25 @@ def available() -> list[Path]:
     return sorted(recipes_dir().glob("*.yaml"))
 
 
+def named_recipe(name: str) -> Path | None:
+    """A shipped recipe by name (e.g. chat-lora: recipes/chat-lora.yaml), or None."""
+    if not name or "/" in name or "\\" in name or name.endswith((".yaml", ".yml")):
+        return None
+    path = recipes_dir() / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
 def recipe_path(task: str) -> Path:
+    """The recipe of a task (name or alias), or a shipped recipe by its name (chat-lora)."""
     from tasktool.tasks.registry import resolve
 
-    spec = resolve(task)
+    try:
+        spec = resolve(task)
+    except TaskToolError:
+        named = named_recipe(task)
+        if named is None:
+            raise
+        return named
     path = recipes_dir() / f"{spec.name}.yaml"
     if not path.exists():
         raise TaskToolError(f"no recipe for task '{spec.name}'", "see `tasktool recipes list`")
@@ -44,7 +59,9 @@ def resolve_recipe(
     spec = resolve(task)
     recipe = read_yaml(recipe_path(spec.name))
     if recipe_file:
-        user = read_yaml(recipe_file)
+        # a file, or the name of a shipped recipe (--recipe chat-lora)
+        given = Path(recipe_file).expanduser()
+        user = read_yaml(given if given.is_file() else named_recipe(str(recipe_file)) or given)
         if user.get("task") and resolve(user["task"]).name != spec.name:
             other = resolve(user["task"]).name
             raise TaskToolError(

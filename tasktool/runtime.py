@@ -7,6 +7,7 @@ folder without weights becomes a TaskToolError that says what to do.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -22,10 +23,10 @@ def looks_like_path(ref: str) -> bool:
 
 
 def check_model_ref(ref: str) -> str:
-    """Local folders must exist and hold a config; anything else is treated as a Hub id."""
+    """Local folders must exist and hold a config (or a peft adapter's); anything else is a Hub id."""
     path = Path(ref).expanduser()
     if path.is_dir():
-        if not (path / "config.json").exists():
+        if not (path / "config.json").exists() and not (path / ADAPTER_CONFIG).exists():
             raise TaskToolError(
                 f"model folder '{ref}' has no config.json",
                 "point --model at a folder written by save_pretrained or `tasktool finetune`",
@@ -102,8 +103,12 @@ def pick_dtype(name: str, device):
 
 
 def load_config(ref: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The model's config; an adapter folder's own (saved with its task head) or else its base model's."""
     from transformers import AutoConfig
 
+    adapter = adapter_config(ref)
+    if adapter is not None and not (Path(ref).expanduser() / "config.json").exists():
+        return load_config(adapter_base(ref, adapter), adapter.get("revision"), trust_remote_code)
     with hub_errors(ref):
         return AutoConfig.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)
 
@@ -169,14 +174,24 @@ def load_model(
     auto_class: str | None = None,
     for_training: bool = False,
     allow_pickle: bool = False,
+    device_map: str | None = None,
+    quantization: str | None = None,
+    adapter_mode: str = "merge",
     **kwargs,
 ):
-    """Load `ref` with the task's Auto class on the chosen device and dtype."""
+    """Load `ref` with the task's Auto class on the chosen device and dtype.
+
+    A peft adapter folder (adapter_config.json) loads its base model, then the adapter: merged into
+    the weights for inference (`adapter="merge"`), kept as a PeftModel (`"keep"`, and always on a
+    quantized model), or trainable (`"train"`). `device_map` (e.g. "auto") lets accelerate place the
+    layers; `quantization` "4bit"/"8bit" loads the weights with bitsandbytes (CUDA only)."""
     import torch
     import transformers
 
     ref = check_model_ref(ref)
-    kwargs.update(check_weights_safe(ref, allow_pickle))
+    adapter = adapter_config(ref)
+    weights = adapter_base(ref, adapter) if adapter is not None else ref
+    kwargs.update(check_weights_safe(weights, allow_pickle))
     config = load_config(ref, revision, trust_remote_code)
     has_head = check_compatible(spec, config, ref)
     if not has_head and not for_training:
@@ -186,10 +201,18 @@ def load_model(
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     cls = getattr(transformers, auto_class or spec.model_class)
-    with hub_errors(ref):
+    placement = placement_kwargs(device_map, quantization, torch_dtype)
+    kwargs.update(placement)
+    if adapter is not None:
+        for key in ("num_labels", "id2label", "label2id"):  # given with config=: they go into the config
+            if key in kwargs:
+                setattr(config, key, kwargs.pop(key))
+        kwargs.update(config=config, ignore_mismatched_sizes=True)  # the head as trained (labels)
+        revision = adapter.get("revision")
+    with hub_errors(weights):
         try:
             model = cls.from_pretrained(
-                ref, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kwargs
+                weights, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kwargs
             )
         except ValueError as exc:
             if "Unrecognized configuration class" in str(exc):
@@ -198,7 +221,12 @@ def load_model(
                     f"pass a {spec.name} model with --model",
                 ) from exc
             raise
-    model.to(dev)
+    if adapter is not None:
+        model = attach_adapter(
+            model, ref, "keep" if quantization and adapter_mode == "merge" else adapter_mode
+        )
+    if not placement:
+        model.to(dev)
     if not for_training:
         model.eval()
         if torch_dtype in (torch.bfloat16, torch.float16):
@@ -282,6 +310,8 @@ def load_for_inference(spec, opts, auto_class: str | None = None, **kwargs):
         trust_remote_code=opts.trust_remote_code,
         allow_pickle=opts.allow_pickle,
         auto_class=auto_class,
+        device_map=opts.device_map,
+        quantization=quantization_flag(opts.load_in_4bit, opts.load_in_8bit),
         **kwargs,
     )
 
@@ -290,6 +320,9 @@ def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs
     from transformers import AutoTokenizer
 
     ref = check_model_ref(ref)
+    adapter = adapter_config(ref)
+    if adapter is not None and not any((Path(ref).expanduser() / n).exists() for n in TOKENIZER_FILES):
+        ref, revision = adapter_base(ref, adapter), adapter.get("revision")  # an adapter saved without one
     with hub_errors(ref, "tokenizer"):
         return AutoTokenizer.from_pretrained(
             ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
@@ -318,3 +351,157 @@ def offline_base_model() -> str | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     return str(path) if (path / "config.json").exists() else None
+
+
+# ---------------------------------------------------------------------- adapters, placement, quantization
+
+ADAPTER_CONFIG = "adapter_config.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+QUANTIZATIONS = ("4bit", "8bit")
+
+
+def adapter_config(ref: str) -> dict | None:
+    """A peft adapter folder's adapter_config.json, or None when `ref` is not one."""
+    path = Path(ref).expanduser() / ADAPTER_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TaskToolError(f"cannot read '{path}': {exc}", "the adapter folder is damaged") from exc
+    if not isinstance(data, dict):
+        raise TaskToolError(f"'{path}' is not a JSON object", "the adapter folder is damaged")
+    return data
+
+
+def adapter_base(ref: str, adapter: dict | None = None) -> str:
+    """The base model an adapter was trained on (base_model_name_or_path), checked to be loadable."""
+    adapter = adapter if adapter is not None else adapter_config(ref) or {}
+    base = adapter.get("base_model_name_or_path")
+    if not base:
+        raise TaskToolError(
+            f"adapter '{ref}' does not name its base model",
+            f"set base_model_name_or_path in {Path(ref) / ADAPTER_CONFIG}",
+        )
+    try:
+        return check_model_ref(str(base))
+    except TaskToolError as exc:
+        raise TaskToolError(
+            f"the base model of adapter '{ref}' is missing: {exc.message}",
+            f"put it back at '{base}' or edit base_model_name_or_path in {Path(ref) / ADAPTER_CONFIG}",
+        ) from exc
+
+
+def attach_adapter(model, ref: str, mode: str = "merge"):
+    """`model` with the peft adapter of folder `ref`: merged into its weights ("merge": a plain model, no
+    extra work per token), kept as a PeftModel ("keep"), or trainable ("train")."""
+    import warnings
+
+    from peft import PeftModel
+
+    with hub_errors(ref, "adapter"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # peft asks transformers' old names
+        peft_model = PeftModel.from_pretrained(model, ref, is_trainable=mode == "train")
+    if mode == "merge":
+        return peft_model.merge_and_unload()
+    return peft_model
+
+
+def quantization_flag(load_in_4bit: bool = False, load_in_8bit: bool = False) -> str | None:
+    if load_in_4bit and load_in_8bit:
+        raise TaskToolError("--load-in-4bit and --load-in-8bit are both given", "choose one")
+    return "4bit" if load_in_4bit else "8bit" if load_in_8bit else None
+
+
+def placement_kwargs(device_map: str | None, quantization: str | None, dtype) -> dict:
+    """from_pretrained arguments for --device-map and --load-in-4bit/8bit (empty when neither is asked)."""
+    import torch
+
+    out: dict = {}
+    if quantization:
+        if quantization not in QUANTIZATIONS:
+            raise TaskToolError(f"unknown quantization '{quantization}'", "use 4bit or 8bit")
+        flag = f"--load-in-{quantization}"
+        if not torch.cuda.is_available():
+            raise TaskToolError(
+                f"{flag} needs a CUDA GPU (bitsandbytes quantization) and none is visible",
+                f"drop {flag} here; on a machine with an NVIDIA GPU it loads the weights in {quantization}",
+            )
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise TaskToolError(f"{flag} needs the bitsandbytes package", "pip install bitsandbytes")
+        from transformers import BitsAndBytesConfig
+
+        if quantization == "4bit":  # QLoRA's settings: NF4, double quantization, matmuls in bf16/fp16
+            compute = dtype if dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+            out["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute,
+            )
+        else:
+            out["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        out["device_map"] = device_map or {"": torch.cuda.current_device()}
+    elif device_map:
+        out["device_map"] = device_map
+    return out
+
+
+def merge_adapter(ref: str, out: str | Path, trust_remote_code: bool = False) -> Path:
+    """Load an adapter folder's base model and adapter, merge them, and save a plain model into `out`
+    (with the tokenizer, generation config and tasktool's recipe.yaml). The weights keep the base's dtype."""
+    import shutil
+
+    ref = check_model_ref(ref)
+    adapter = adapter_config(ref)
+    if adapter is None:
+        raise TaskToolError(
+            f"'{ref}' is not an adapter folder (no {ADAPTER_CONFIG})",
+            "point at a folder written by `tasktool finetune ... lora=true`",
+        )
+    base = adapter_base(ref, adapter)
+    config = load_config(ref, trust_remote_code=trust_remote_code)
+    cls = _adapter_class(adapter, config)
+    kwargs = check_weights_safe(base, False)
+    quiet_transformers()
+    with hub_errors(base):
+        model = cls.from_pretrained(
+            base,
+            config=config,
+            dtype="auto",
+            revision=adapter.get("revision"),
+            trust_remote_code=trust_remote_code,
+            ignore_mismatched_sizes=True,
+            **kwargs,
+        )
+    merged = attach_adapter(model, ref, "merge")
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out))
+    load_tokenizer(ref, trust_remote_code=trust_remote_code).save_pretrained(str(out))
+    for name in ("generation_config.json", "recipe.yaml"):
+        if (Path(ref) / name).is_file():
+            shutil.copy2(Path(ref) / name, out / name)
+    return out
+
+
+# peft task type -> the transformers Auto class that loads its base model
+PEFT_TASK_CLASSES = {
+    "CAUSAL_LM": "AutoModelForCausalLM",
+    "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM",
+    "SEQ_CLS": "AutoModelForSequenceClassification",
+    "TOKEN_CLS": "AutoModelForTokenClassification",
+    "QUESTION_ANS": "AutoModelForQuestionAnswering",
+}
+
+
+def _adapter_class(adapter: dict, config):
+    """The class to load an adapter's base with: the architecture saved beside it, else peft's task type."""
+    import transformers
+
+    for arch in getattr(config, "architectures", None) or []:
+        if hasattr(transformers, arch):
+            return getattr(transformers, arch)
+    return getattr(transformers, PEFT_TASK_CLASSES.get(adapter.get("task_type") or "", "AutoModel"))

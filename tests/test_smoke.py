@@ -21,7 +21,11 @@ def test_smoke_passes_for_every_task_in_the_registry(cli, tmp_path):
     assert not failed and result.code == 0, failed
     for row in rows:
         spec = TASKS[row["task"]]
-        expected = {"build", "infer", "total"} | ({"finetune", "evaluate"} & set(spec.modes))
+        stages = {"infer"} | ({"finetune", "evaluate"} & set(spec.modes))
+        expected = {"build", "total"} | stages
+        # a sample's variants (text-generation: chat + LoRA on a Llama-style model) run every stage too
+        for variant in getattr(spec.sample(), "VARIANTS", ()):
+            expected |= {f"{variant} {stage}" for stage in (*stages, "build")}
         assert set(row["stages"]) == expected
     assert (tmp_path / "keep" / "token-classification" / "finetuned" / "config.json").exists()
 

@@ -52,6 +52,9 @@ OutsideOpt = option(
 SmokeOpt = option(
     bool, "Check this command fast: a shrunk random model and the first few examples.", None, "--smoke"
 )
+ChatTemplateOpt = option(
+    str | None, "Chat data: a Jinja chat template FILE for a tokenizer without one.", None, "--chat-template"
+)
 
 
 def evaluate(
@@ -79,6 +82,7 @@ def evaluate(
     strict: StrictOpt = False,
     allow_absolute_paths: OutsideOpt = False,
     smoke: SmokeOpt = False,
+    chat_template: ChatTemplateOpt = None,
 ):
     import json
 
@@ -99,6 +103,7 @@ def evaluate(
         allow_absolute_paths=allow_absolute_paths,
         smoke=smoke,
         return_predictions=True,
+        chat_template=chat_template,
     )
     if output:
         _atomic_write(output, json.dumps(metrics, indent=2) + "\n")

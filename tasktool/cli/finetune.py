@@ -40,6 +40,8 @@ Examples:
   tasktool finetune qa --data squad_sample.json --max-steps 200 max_length=256
 
   tasktool finetune classify --dataset glue --train-split train --eval-split validation
+
+  tasktool finetune generate --recipe chat-lora --data chats.jsonl -o chat-adapter lora_r=32
 """
 
 G_DATA, G_TRAIN = "Data", "Training"
@@ -93,6 +95,18 @@ OutsideOpt = option(
     G_DATA,
     "--allow-absolute-paths",
 )
+ChatTemplateOpt = option(
+    str | None,
+    "Chat data: a Jinja chat template FILE for a tokenizer without one (saved with the model).",
+    G_DATA,
+    "--chat-template",
+)
+FourBitOpt = option(
+    bool,
+    "QLoRA: load the base model in 4-bit (bitsandbytes, CUDA GPU; with lora=true).",
+    G_TRAIN,
+    "--load-in-4bit",
+)
 
 
 def finetune(
@@ -131,6 +145,8 @@ def finetune(
     max_audio_seconds: AudioSecondsOpt = None,
     strict: StrictOpt = False,
     allow_absolute_paths: OutsideOpt = False,
+    chat_template: ChatTemplateOpt = None,
+    load_in_4bit: FourBitOpt = False,
 ):
     from tasktool import api
     from tasktool.tasks.registry import resolve
@@ -161,6 +177,8 @@ def finetune(
         max_audio_seconds=max_audio_seconds,
         strict=True if strict else None,
         allow_absolute_paths=True if allow_absolute_paths else None,
+        chat_template=chat_template,
+        load_in_4bit=True if load_in_4bit else None,
     )
     out = summary["output_dir"]
     from tasktool.cli.evaluate import show_metrics

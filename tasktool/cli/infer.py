@@ -40,6 +40,10 @@ Examples:
   tasktool infer asr meeting.flac --chunk-length 30
 
   tasktool infer detect photos/ --threshold 0.7 --save-visuals boxes/
+
+  tasktool infer generate --chat "Name three rivers." --model HuggingFaceTB/SmolLM2-135M-Instruct
+
+  tasktool infer generate --file chats.jsonl --do-sample --temperature 0.7 --seed 1 -o replies.jsonl
 """
 
 G_IN, G_OUT, G_MODEL, G_TASK = "Inputs", "Output", "Model and device", "Task options"
@@ -100,6 +104,30 @@ ChunkOpt = option(float | None, "ASR: seconds per chunk for long audio.", G_TASK
 LanguageOpt = option(str | None, "ASR (Whisper): spoken language.", G_TASK)
 TimestampsOpt = option(bool, "ASR: chunk timestamps.", G_TASK, "--return-timestamps")
 SubtaskOpt = option(str, "Segmentation: panoptic, semantic or instance.", G_TASK)
+G_CHAT = "Chat and sampling"
+ChatOpt = option(
+    bool, "Generation: each prompt is one user turn, rendered with the chat template.", G_CHAT, "--chat"
+)
+SystemOpt = option(str | None, "Chat: a system message before each conversation.", G_CHAT)
+ChatTemplateOpt = option(
+    str | None, "Chat: a Jinja chat template FILE (for tokenizers without one).", G_CHAT, "--chat-template"
+)
+SeedOpt = option(int | None, "Sampling: random seed (same seed and inputs, same text).", G_CHAT)
+RepetitionOpt = option(float | None, "Generation: penalty on repeated tokens (e.g. 1.1).", G_CHAT)
+StopOpt = option(
+    list[str] | None, "Generation: stop at this string, cut before it (repeatable).", G_CHAT, "--stop"
+)
+StreamOpt = option(
+    bool | None,
+    "Generation: print tokens as they come (default: on a terminal with one input).",
+    G_CHAT,
+    "--stream/--no-stream",
+)
+DeviceMapOpt = option(
+    str | None, "Spread a big model over the GPUs and CPU there are: auto (accelerate).", G_MODEL
+)
+FourBitOpt = option(bool, "Load the weights in 4-bit (bitsandbytes, CUDA GPU).", G_MODEL, "--load-in-4bit")
+EightBitOpt = option(bool, "Load the weights in 8-bit (bitsandbytes, CUDA GPU).", G_MODEL, "--load-in-8bit")
 
 
 def infer(
@@ -147,6 +175,16 @@ def infer(
     language: LanguageOpt = None,
     return_timestamps: TimestampsOpt = False,
     subtask: SubtaskOpt = "panoptic",
+    chat: ChatOpt = False,
+    system: SystemOpt = None,
+    chat_template: ChatTemplateOpt = None,
+    seed: SeedOpt = None,
+    repetition_penalty: RepetitionOpt = None,
+    stop: StopOpt = None,
+    stream: StreamOpt = None,
+    device_map: DeviceMapOpt = None,
+    load_in_4bit: FourBitOpt = False,
+    load_in_8bit: EightBitOpt = False,
 ):
     from dataclasses import fields
 

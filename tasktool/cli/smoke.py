@@ -102,42 +102,57 @@ def smoke_task(spec, workdir: Path) -> dict:
     import io
     import time
 
-    from tasktool import api
-
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     model = spec.build_tiny(workdir / "tiny", **getattr(spec.sample(), "SMOKE_TINY", {}))
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     sample = spec.sample().write(workdir / "data", spec)
     stages["build"] = time.perf_counter() - t0
-    trained = model
     with contextlib.redirect_stdout(io.StringIO()):
-        if "finetune" in spec.modes and "train" in sample:
+        _smoke_part(spec, sample, model, workdir, stages)
+        # a sample's variants (e.g. chat + LoRA on another architecture): the same stages, prefixed
+        for name, variant in sample.get("variants", {}).items():
             t = time.perf_counter()
-            trained = workdir / "finetuned"
-            api.finetune(
-                spec.name,
-                str(sample["train"]),
-                eval_data=str(sample["eval"]),
-                model=str(model),
-                output_dir=str(trained),
-                quiet=True,
-                overrides=_smoke_overrides(),
-            )
-            stages["finetune"] = time.perf_counter() - t
-        t = time.perf_counter()
-        records = _smoke_infer(spec, sample, trained, workdir)
-        if not records or any("error" in r for r in records):
-            raise RuntimeError(
-                f"infer returned {len(records)} records, errors: {[r.get('error') for r in records]}"
-            )
-        stages["infer"] = time.perf_counter() - t
-        if "evaluate" in spec.modes and "eval" in sample:
-            t = time.perf_counter()
-            api.evaluate(spec.name, str(trained), str(sample["eval"]))
-            stages["evaluate"] = time.perf_counter() - t
+            part = workdir / name
+            tiny = spec.build_tiny(part / "tiny", **variant.get("tiny", {}))
+            stages[f"{name} build"] = time.perf_counter() - t
+            _smoke_part(spec, variant, tiny, part, stages, prefix=f"{name} ")
     stages["total"] = time.perf_counter() - t0
     return stages
+
+
+def _smoke_part(spec, sample: dict, model: Path, workdir: Path, stages: dict, prefix: str = "") -> None:
+    """Fine-tune (where the task can), infer and evaluate one sample; each stage timed into `stages`."""
+    import time
+
+    from tasktool import api
+
+    trained = model
+    if "finetune" in spec.modes and "train" in sample:
+        t = time.perf_counter()
+        trained = workdir / "finetuned"
+        api.finetune(
+            spec.name,
+            str(sample["train"]),
+            eval_data=str(sample["eval"]),
+            model=str(model),
+            recipe=sample.get("recipe"),
+            output_dir=str(trained),
+            quiet=True,
+            overrides=_smoke_overrides(),
+        )
+        stages[prefix + "finetune"] = time.perf_counter() - t
+    t = time.perf_counter()
+    records = _smoke_infer(spec, sample, trained, workdir)
+    if not records or any("error" in r for r in records):
+        raise RuntimeError(
+            f"{prefix}infer returned {len(records)} records, errors: {[r.get('error') for r in records]}"
+        )
+    stages[prefix + "infer"] = time.perf_counter() - t
+    if "evaluate" in spec.modes and "eval" in sample:
+        t = time.perf_counter()
+        api.evaluate(spec.name, str(trained), str(sample["eval"]))
+        stages[prefix + "evaluate"] = time.perf_counter() - t
 
 
 def _smoke_infer(spec, sample: dict, model: Path, workdir: Path) -> list[dict]:

@@ -19,6 +19,7 @@ from tasktool.io.readers import read_rows, read_stream, stream_dataset
 from tasktool.io.records import Item
 
 TEXT_COLUMNS = ("text", "sentence", "input", "prompt", "document", "content", "source", "src", "inputs")
+CHAT_COLUMNS = ("messages", "conversations", "conversation")  # chat data: lists of {role, content}
 QUESTION_COLUMNS = ("question", "query", "q")
 CONTEXT_COLUMNS = ("context", "passage", "text", "document")
 
@@ -61,15 +62,28 @@ def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
 
 
 def text_items(spec: InputSpec) -> Iterator[Item]:
+    """One text per row; a conversation (a list of {role, content} messages, e.g. a `messages` column)
+    passes through as that list, shown by its last message."""
     column = None
     for n, (given, row) in enumerate(raw_rows(spec)):
         if isinstance(row, dict):
-            column = column or pick(row, spec.column, TEXT_COLUMNS, "text", single_ok=True)
+            column = column or pick(row, spec.column, TEXT_COLUMNS + CHAT_COLUMNS, "text", single_ok=True)
             value = field(row, column)
         else:
             value = row
+        if is_conversation(value):
+            last = value[-1].get("content")
+            yield Item(
+                n if given is None else given, list(value), display=last if isinstance(last, str) else None
+            )
+            continue
         text = "" if value is None else str(value)
         yield Item(n if given is None else given, text)
+
+
+def is_conversation(value) -> bool:
+    """A chat conversation: a non-empty list of dicts that each have a role."""
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
 def pair_items(spec: InputSpec) -> Iterator[Item]:

@@ -17,6 +17,7 @@ _BUILDERS = {
     "bart": "tasktool.tiny.text",
     "t5": "tasktool.tiny.text",
     "marian": "tasktool.tiny.text",
+    "llama": "tasktool.tiny.text",
     "whisper": "tasktool.tiny.audio",
     "wav2vec2": "tasktool.tiny.audio",
     "wav2vec2-ctc": "tasktool.tiny.audio",

@@ -31,7 +31,7 @@ _HEADS = (
 )
 _WIDTH = ("hidden_size", "d_model", "n_embd")
 _FFN = ("intermediate_size", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim", "n_inner")
-_TEXT_FAMILIES = ("bert", "gpt2", "bart", "t5", "marian")
+_TEXT_FAMILIES = ("bert", "gpt2", "bart", "t5", "marian", "llama")
 _PROCESSOR_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -47,6 +47,7 @@ _PROCESSOR_FILES = (
     "processor_config.json",
     "added_tokens.json",
     "generation_config.json",
+    "chat_template.jinja",
 )
 
 

@@ -1,4 +1,4 @@
-"""Tiny text models (BERT, GPT-2, BART, T5, Marian) with tokenizers trained in-process."""
+"""Tiny text models (BERT, GPT-2, Llama, BART, T5, Marian) with tokenizers trained in-process."""
 
 from __future__ import annotations
 
@@ -137,6 +137,56 @@ def _gpt2(max_length: int, out: Path, tf):
     )
 
 
+# A Zephyr-style chat template; {% generation %} marks what the assistant says (its end-of-turn token too),
+# so apply_chat_template(return_assistant_tokens_mask=True) can tell the tokens a chat model learns.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|assistant|>\\n' }}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"
+)
+CHAT_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
+
+
+def _llama(max_length: int, out: Path, tf):
+    """A Llama-style chat model: byte BPE with <s> / </s>, role tokens and a chat template (no pad token,
+    like the real ones)."""
+    from tokenizers import processors
+
+    tok = _byte_bpe(["<s>", "</s>", "<unk>", *CHAT_TOKENS], None)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    fast = _save_tokenizer(
+        tok,
+        out,
+        max_length,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        additional_special_tokens=CHAT_TOKENS,
+        chat_template=CHAT_TEMPLATE,
+    )
+    return tf.LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=max_length,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        tie_word_embeddings=False,
+    )
+
+
 def _bart(max_length: int, out: Path, tf):
     tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
     fast = _save_tokenizer(
@@ -194,7 +244,7 @@ def _marian(max_length: int, out: Path, tf):
     )
 
 
-CONFIGS = {"bert": _bert, "gpt2": _gpt2, "bart": _bart, "t5": _t5, "marian": _marian}
+CONFIGS = {"bert": _bert, "gpt2": _gpt2, "bart": _bart, "t5": _t5, "marian": _marian, "llama": _llama}
 
 
 def build(

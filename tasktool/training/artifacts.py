@@ -165,14 +165,29 @@ def model_card(recipe: dict, summary: dict, data_name: str) -> str:
         "seed",
         "precision",
         "group_by_length",
+        "lora",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "merge",
     )
     hyper = "\n".join(f"| {k} | {recipe[k]} |" for k in keys if recipe.get(k) is not None)
     metric_rows = "\n".join(
         f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in eval_metrics.items()
     )
     task = summary.get("task", recipe.get("task"))
+    adapter = bool(recipe.get("lora")) and not recipe.get("merge")
+    trainable = ""
+    if train.get("trainable_parameters") is not None:
+        share = 100 * train["trainable_parameters"] / max(1, train.get("total_parameters") or 1)
+        trainable = (
+            f"\n- **Trainable parameters:** {train['trainable_parameters']:,} of "
+            f"{train.get('total_parameters', 0):,} ({share:.2f}%), LoRA r={train.get('lora_r')} "
+            f"alpha={train.get('lora_alpha')} on {', '.join(train.get('lora_targets') or [])}"
+            + (" (this folder is the adapter: `tasktool merge` writes a plain model)" if adapter else "")
+        )
     return f"""---
-library_name: transformers
+library_name: {"peft" if adapter else "transformers"}
 pipeline_tag: {task}
 base_model: {summary.get("base_model")}
 tags: [tasktool]
@@ -184,7 +199,7 @@ tags: [tasktool]
 - **Base model:** `{summary.get("base_model")}`
 - **Training data:** `{data_name}` ({train.get("train_examples")} examples)
 - **Evaluation data:** `{summary.get("eval_data")}` ({train.get("eval_examples")} examples)
-- **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f})
+- **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f}){trainable}
 
 ## Evaluation
 

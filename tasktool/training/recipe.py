@@ -104,6 +104,26 @@ FIELDS: dict[str, tuple[type, str]] = {
         "wav2vec2-style audio models: keep the convolutional feature encoder fixed",
     ),
     "augment": (bool, "images: random resized crops and flips while training (never for evaluation)"),
+    # parameter-efficient fine-tuning (peft) and chat models
+    "lora": (bool, "train LoRA adapters (peft) instead of all weights; the output folder holds the adapter"),
+    "lora_r": (int, "LoRA rank (default 8)"),
+    "lora_alpha": (float, "LoRA scaling numerator (default 2 x lora_r)"),
+    "lora_dropout": (float, "dropout on the LoRA input (default 0.05)"),
+    "lora_target_modules": (
+        list,
+        "layers that get adapters, e.g. q_proj,v_proj (default: every linear projection, attention and "
+        "MLP, outside the task head)",
+    ),
+    "merge": (
+        bool,
+        "LoRA: save the adapter merged into the base weights (a plain model; adapter/ beside it)",
+    ),
+    "load_in_4bit": (bool, "QLoRA: load the base model in 4-bit NF4 with bitsandbytes (CUDA GPU only)"),
+    "load_in_8bit": (bool, "load the base model in 8-bit with bitsandbytes (CUDA GPU only; with lora)"),
+    "chat_template": (
+        str,
+        "a Jinja chat template FILE for tokenizers without one (chat data; saved with the tokenizer)",
+    ),
 }
 
 # names people bring from transformers' TrainingArguments, for the "did you mean" hint
@@ -127,6 +147,9 @@ SYNONYMS = {
     "max_seq_length": "max_length",
     "doc_stride": "stride",
     "label_list": "label_names",
+    "r": "lora_r",
+    "target_modules": "lora_target_modules",
+    "qlora": "load_in_4bit",
     "labels": "label_names",
 }
 
@@ -194,7 +217,10 @@ def read_yaml(path: str | Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise TaskToolError(f"recipe file '{path}' not found", "check the path given to --recipe")
+        raise TaskToolError(
+            f"recipe file '{path}' not found",
+            "check the path given to --recipe (or name a recipe from `tasktool recipes list`)",
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

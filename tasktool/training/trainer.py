@@ -128,14 +128,18 @@ class TaskTrainer:
 
     def load_model(self, ref: str):
         from tasktool import runtime
+        from tasktool.training import lora
 
+        quantization = lora.quantization(self.recipe)  # QLoRA: a 4/8-bit base on the GPU
         return runtime.load_model(
             self.spec,
             ref,
             revision=self.recipe.get("revision"),
             device="cpu",
-            dtype="float32",
+            dtype="auto" if quantization else "float32",
             for_training=True,
+            quantization=quantization,
+            adapter_mode="train" if lora.wanted(self.recipe) else "merge",
             **self.model_kwargs(),
         )
 
@@ -164,7 +168,9 @@ class TaskTrainer:
         out = _output_folder(output_dir)
         ckpt_dir = out / CHECKPOINTS
         last, partial = _resume_point(ckpt_dir, resume)
-        if not resume and ((out / "config.json").exists() or ckpt_dir.exists()):
+        if not resume and (
+            (out / "config.json").exists() or (out / "adapter_config.json").exists() or ckpt_dir.exists()
+        ):
             raise TaskToolError(
                 f"output folder '{out}' already holds a model or checkpoints",
                 "pass --resume to continue it, or choose another --output-dir",
@@ -198,11 +204,21 @@ class TaskTrainer:
         from transformers import set_seed
 
         from tasktool.accel import fast_dropout, micro_batches, packed_encoder
+        from tasktool.training import lora
         from tasktool.training.callbacks import JsonlLogCallback, ProgressCallback, quiet_trainer
 
         tokenizer = self.load_processor(base)
         set_seed(int(self.recipe.get("seed") or 42))  # the new head's initialisation is part of the run
         hf_model = self.load_model(base)
+        self.lora_info = None
+        if lora.wanted(self.recipe):  # every task: adapters on the base, only they (and the head) train
+            hf_model, self.lora_info = lora.wrap(hf_model, self.recipe, self.spec.model_class, base)
+            info = self.lora_info
+            self._say(
+                f"LoRA r={info['lora_r']} on {','.join(info['lora_targets'])}: "
+                f"{info['trainable_parameters']:,} of {info['total_parameters']:,} parameters trainable "
+                f"({100 * info['trainable_parameters'] / max(1, info['total_parameters']):.2f}%)"
+            )
         train_features = self.features(train_ex, tokenizer, train=True)
         eval_features = self.features(eval_ex, tokenizer, train=False) if eval_ex else None
         if not train_features:
@@ -211,6 +227,9 @@ class TaskTrainer:
         self.log_path = out / "train_log.jsonl"
         if not resume:
             self.log_path.unlink(missing_ok=True)  # several processes may get here at once
+        if self.lora_info and os.environ.get("RANK", "0") == "0":
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"event": "lora", "step": 0, **self.lora_info}) + "\n")
         args = self.training_arguments(out / CHECKPOINTS, out / "runs", has_eval=bool(eval_features))
         cheap_dropout = None
         if args.device.type == "cpu" and self.recipe.get("fast_dropout", True) is not False:
@@ -237,7 +256,7 @@ class TaskTrainer:
             args.device.type == "cpu"
             and bool(self.loss_units)
             and self.recipe.get("packed_encoder", True) is not False
-            and packed_encoder.apply(hf_model)
+            and packed_encoder.apply(lora.base_of(hf_model))  # a peft model: the encoder inside it
         )
         self._undo = (cheap_dropout, packed, hf_model)
         trainer = atomic_checkpoints(
@@ -267,7 +286,9 @@ class TaskTrainer:
             if cheap_dropout:
                 fast_dropout.uninstall(hf_model, cheap_dropout)
             if packed:
-                packed_encoder.remove(hf_model)
+                from tasktool.training.lora import base_of
+
+                packed_encoder.remove(base_of(hf_model))
 
     def _publish(
         self, trainer, tokenizer, result, base, out, data, eval_data, eval_ex, train_ex, last
@@ -277,7 +298,20 @@ class TaskTrainer:
         from tasktool.training import artifacts
 
         staging = artifacts.staging_dir(out)
-        artifacts.save_model(trainer, tokenizer, staging)
+        if self.lora_info is None:
+            artifacts.save_model(trainer, tokenizer, staging)
+        else:  # the adapter (+ config and tokenizer); merge=true: a plain merged model, the adapter beside it
+            from tasktool.training import lora
+
+            adapter_dir = staging / "adapter" if self.recipe.get("merge") else staging
+            adapter_dir.mkdir(parents=True, exist_ok=True)
+            artifacts.save_model(trainer, tokenizer, adapter_dir)
+            lora.save_config(trainer.model, adapter_dir)
+            if self.recipe.get("merge"):
+                from tasktool import runtime
+
+                self._say("merging the adapter into the base model (merge=true)")
+                runtime.merge_adapter(str(adapter_dir), staging)
         self._say("[bold]4/4[/bold] evaluating the saved model")
         metrics, _ = self.evaluator.evaluate(
             str(staging),
@@ -301,6 +335,7 @@ class TaskTrainer:
                 "train_examples": len(train_ex),
                 "eval_examples": len(eval_ex),
                 "resumed_from_step": step_of(last) if last else None,
+                **(self.lora_info or {}),
             },
             "eval_data": self.eval_file_name if held_out else eval_data.name,
         }
