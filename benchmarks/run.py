@@ -116,7 +116,7 @@ def bench_task(
     attn = getattr(pred32.model.config, "_attn_implementation", None)
     encoder = getattr(getattr(pred32.model, "base_model", None), "encoder", None)
     layers = getattr(encoder, "layer", None) or [None]
-    first_token = layers[-1] is not None and "forward" in vars(layers[-1])  # tasktool.tasks.first_token
+    first_token = layers[-1] is not None and "forward" in vars(layers[-1])  # tasktool.accel.first_token
     # warm up every path on a few inputs (first-call allocations, lazy imports), then interleave the
     # repeats so load from other processes hits every path alike; labels come from the first repeat
     warmup: dict[str, float] = {}

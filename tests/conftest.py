@@ -59,7 +59,7 @@ def nothing_dropped(monkeypatch):
     Train mode must then compute exactly what eval mode does."""
     import torch
 
-    from tasktool.training import fast_dropout
+    from tasktool.accel import fast_dropout
 
     calls: list = []
     monkeypatch.setattr(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasktool.tasks import first_token
+from tasktool.accel import first_token
 
 TEXTS = ["a good film", "the worst movie of the year and far too long really", "ok", "fine then, I suppose"]
 
@@ -64,14 +64,14 @@ def test_training_attention_goes_through_the_models_dropout_path(tiny, nothing_d
     import torch
     import transformers
 
-    from tasktool.training import fast_dropout
+    from tasktool.accel import fast_dropout
 
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         tiny("text-classification")
     ).train()
     fast = copy.deepcopy(model)
     for m in (model, fast):
-        assert fast_dropout.install(m)["attention"]
+        assert fast_dropout.apply(m) and fast_dropout.state(m)["attention"]
     assert first_token.apply(fast, training=True)
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny("text-classification"))
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from tasktool.accel import micro_batches
 from tasktool.errors import TaskToolError
-from tasktool.training import micro_batches
 
 TEXTS = [
     "a good film",
@@ -188,7 +188,7 @@ def test_concurrent_micro_batches_with_dropout_repeat_for_the_same_seed(tiny, tm
     import torch
     import transformers
 
-    from tasktool.training import fast_dropout
+    from tasktool.accel import fast_dropout
 
     path = tiny("text-classification")
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
@@ -198,7 +198,7 @@ def test_concurrent_micro_batches_with_dropout_repeat_for_the_same_seed(tiny, tm
     runs = []
     for seed in (0, 0, 1):
         model = transformers.AutoModelForSequenceClassification.from_pretrained(path)
-        fast_dropout.install(model)
+        assert fast_dropout.apply(model)
         trainer = micro_batches.with_micro_batches(transformers.Trainer, 2, "rows", True)(
             model=model, args=args
         )

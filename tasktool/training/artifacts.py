@@ -177,6 +177,13 @@ def _plot_pil(train, evals, path: Path) -> None:
     img.save(path)
 
 
+def _speed_patches(train: dict) -> str:
+    """tasktool.accel's patches the run trained with, and why the others stayed off."""
+    names = ", ".join(train.get("speed_patches") or []) or "none"
+    off = "; ".join(f"{name}: {why}" for name, why in (train.get("speed_patches_off") or {}).items())
+    return names + (f" (off: {off})" if off else "")
+
+
 def model_card(recipe: dict, summary: dict, data_name: str) -> str:
     eval_metrics = summary.get("eval", {})
     train = summary.get("train", {})
@@ -213,6 +220,7 @@ tags: [tasktool]
 - **Training data:** `{data_name}` ({train.get("train_examples")} examples)
 - **Evaluation data:** `{summary.get("eval_data")}` ({train.get("eval_examples")} examples)
 - **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f})
+- **Speed patches:** {_speed_patches(train)}
 
 ## Evaluation
 

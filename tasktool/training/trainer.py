@@ -231,7 +231,8 @@ class TaskTrainer:
         model: str | None = None,
         resume: bool = False,
     ) -> dict:
-        from tasktool.training import artifacts, fast_dropout, micro_batches, packed_encoder
+        from tasktool import accel
+        from tasktool.training import artifacts
 
         out = Path(output_dir).expanduser()
         if out.is_symlink():  # the final swap renames folders: work on the real one, keep the link
@@ -279,36 +280,19 @@ class TaskTrainer:
         if not resume:
             log_path.unlink(missing_ok=True)  # several processes may get here at once
         args = self.training_arguments(ckpt_dir, out / "runs", has_eval=bool(eval_features))
-        cheap_dropout = None
-        if args.device.type == "cpu" and self.recipe.get("fast_dropout", True) is not False:
-            cheap_dropout = fast_dropout.install(hf_model)
-        callbacks = [JsonlLogCallback(log_path, resumed_from=_step_of(last) if last else None)]
+        applied = accel.apply_for_training(
+            hf_model,
+            device_type=args.device.type,
+            recipe=self.recipe,
+            loss_units=self.loss_units,
+            batch_size=args.per_device_train_batch_size,
+        )
+        callbacks = [JsonlLogCallback(log_path, _step_of(last) if last else None, opening=applied.record())]
         progress = ProgressCallback(quiet=self.quiet)
         callbacks.append(progress)
         for folder in partial:  # the Trainer will write these steps again, from scratch
             shutil.rmtree(folder, ignore_errors=True)
-        splits = micro_batches.resolve(
-            self.recipe.get("micro_batches"), args.per_device_train_batch_size, args.device.type
-        )
-        import torch
-
-        concurrent = (
-            cheap_dropout is not None  # masks from per-part generators: the same seed gives the same run
-            and self.recipe.get("concurrent_micro_batches", True) is not False
-            and torch.get_num_threads() >= 2
-        )
-        # a BERT-style encoder computes the real tokens only (CPU; tasks whose loss ignores padding)
-        packed = (
-            args.device.type == "cpu"
-            and bool(self.loss_units)
-            and self.recipe.get("packed_encoder", True) is not False
-            and packed_encoder.apply(hf_model)
-        )
-        trainer = atomic_checkpoints(
-            micro_batches.with_micro_batches(
-                self.trainer_class(), splits, self.loss_units, concurrent, packed
-            )
-        )(
+        trainer = atomic_checkpoints(applied.trainer_class(self.trainer_class()))(
             model=hf_model,
             args=args,
             train_dataset=_dataset(train_features),
@@ -322,14 +306,12 @@ class TaskTrainer:
             f"[bold]2/4[/bold] training {self.spec.name} from {base} on {args.device.type}"
             + (f", resuming from {last.name}" if last else "")
         )
+        self._say(applied.line())
         try:
             result = trainer.train(resume_from_checkpoint=str(last) if last else None)
         finally:
             progress.stop()
-            if cheap_dropout:
-                fast_dropout.uninstall(hf_model, cheap_dropout)
-            if packed:
-                packed_encoder.remove(hf_model)
+            applied.remove()
         self._say(f"[bold]3/4[/bold] saving the model to {out}")
         # everything goes into a hidden sibling folder first, which then replaces `out` in one rename:
         # a folder that has config.json and metrics.json is a whole model, never half of one
@@ -362,6 +344,8 @@ class TaskTrainer:
                 "train_examples": len(train_ex),
                 "eval_examples": len(eval_ex),
                 "resumed_from_step": _step_of(last) if last else None,
+                "speed_patches": applied.applied,
+                "speed_patches_off": applied.off,
             },
             "eval_data": self.eval_file_name if held_out else (eval_data.name if eval_data else None),
         }
@@ -583,14 +567,17 @@ def _callback_base():
 class JsonlLogCallback(_callback_base()):
     """Every log event (loss, lr, eval_loss) as one JSON line; appended across --resume."""
 
-    def __init__(self, path: Path, resumed_from: int | None = None):
+    def __init__(self, path: Path, resumed_from: int | None = None, opening: dict | None = None):
         self.path = path
         self.resumed_from = resumed_from
+        self.opening = opening  # a record written as training begins (the speed patches)
         self.start = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.resumed_from and state.is_world_process_zero:
             self._write({"event": "resume", "step": self.resumed_from})
+        if self.opening and state.is_world_process_zero:
+            self._write(self.opening)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero:  # one log, however many processes train
