@@ -343,6 +343,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=6, help="batches (steps per arm) in a repeat")
     parser.add_argument("--quick", action="store_true", help="2 repeats of 2 batches; nothing written")
     parser.add_argument("--only", choices=["padding", "compile"], default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--key", default="accel_alternatives", help="results.json key to write under")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -353,6 +355,8 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer
 
     transformers.logging.set_verbosity_error()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     features = make_features(tokenizer, args.batches, seed=0)
 
@@ -382,9 +386,9 @@ def main(argv=None) -> int:
     if not args.quick:
         path = Path(args.output)
         existing = json.loads(path.read_text()) if path.exists() else {}
-        existing["accel_alternatives"] = {**existing.get("accel_alternatives", {}), **results}
+        existing[args.key] = {**existing.get(args.key, {}), **results}
         path.write_text(json.dumps(existing, indent=2) + "\n")
-        print(f"wrote {path} [accel_alternatives]")
+        print(f"wrote {path} [{args.key}]")
     return 0
 
 
