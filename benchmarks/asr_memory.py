@@ -68,7 +68,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from tasktool import tiny
+    from tasktool.tasks.registry import resolve
 
     with tempfile.TemporaryDirectory(prefix="asr-memory-") as tmp:
         tmp_path = Path(tmp)
@@ -76,7 +76,7 @@ def main() -> None:
         print(f"batch size {args.batch_size} (windows per pass)")
         print(f"{'model':<14}{'minutes':>8}{'peak RSS MiB':>14}{'seconds':>9}")
         for family in args.models:
-            model = tiny.build("asr", tmp_path / family, family=family)
+            model = resolve("asr").build_tiny(tmp_path / family, family=family)
             peaks = []
             for minutes, path in files.items():
                 cmd = [

@@ -47,9 +47,8 @@ def tasktool_runner(
     task: str, model: Path, batch_size: int, dtype: str = "float32", workers: int | None = None, **opts
 ):
     """The engine exactly as `tasktool infer` drives it, with the model loaded once outside the timing."""
-    from tasktool.infer import build_predictor
-
     from tasktool.engine import Engine, Item
+    from tasktool.inference import build_predictor
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
 
@@ -514,9 +513,9 @@ def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float, int]:
 
 
 def section_rss(args, work: Path):
-    from tasktool import tiny
+    from tasktool.tasks.registry import resolve
 
-    model = tiny.build("text-classification", work / "tiny-cls", labels=["NEG", "POS"])
+    model = resolve("text-classification").build_tiny(work / "tiny-cls", labels=["NEG", "POS"])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     res = {}
     texts = common.sentences(1000, seed=3, lo=3, hi=30)

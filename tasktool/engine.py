@@ -243,7 +243,7 @@ class Engine:
 
 def batch_workers(predictor: Predictor, requested: int | None) -> int:
     """How many batches run at once: `requested`, or on a multi-threaded CPU run 2 where the predictor
-    allows it (MiniLM on a 2-core AVX2 CPU: 1.11-1.20x the one-batch engine, same labels); else 1."""
+    allows it (faster than one batch on all cores, same labels; figures: benchmarks/README.md); else 1."""
     if not predictor.concurrent_batches():
         return 1
     if requested is not None:

@@ -28,12 +28,14 @@ def test_fused_bf16_model_gives_the_same_outputs(tiny, task, auto):
     import torch
     import transformers
 
-    if not cpu_fusion._works():
+    if not cpu_fusion.available():
         pytest.skip("this PyTorch build has no oneDNN linear")
     path = tiny(task)
     plain, fused = _models(path, auto, torch.bfloat16)
     layers = plain.config.num_hidden_layers
-    assert cpu_fusion.apply(fused) == 3 * layers  # per layer: feed-forward, its output, attention output
+    assert cpu_fusion.apply(fused)
+    # per layer: feed-forward, its output, attention output
+    assert sum(cpu_fusion.fused(m) for m in fused.modules()) == 3 * layers
     assert fused.state_dict().keys() == plain.state_dict().keys()
     reference = getattr(transformers, auto).from_pretrained(path, dtype=torch.float32).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
@@ -57,11 +59,11 @@ def test_float32_training_and_other_architectures_are_left_alone(tiny):
 
     path = tiny("text-classification")
     fp32, _ = _models(path, "AutoModelForSequenceClassification", torch.float32)
-    assert cpu_fusion.apply(fp32) == 0  # float32 measured no faster
+    assert not cpu_fusion.apply(fp32)  # float32 measured no faster
     bf16, _ = _models(path, "AutoModelForSequenceClassification", torch.bfloat16)
-    assert cpu_fusion.apply(bf16.train()) == 0  # training keeps its dropout
+    assert not cpu_fusion.apply(bf16.train())  # training keeps its dropout
     gpt2 = transformers.AutoModelForCausalLM.from_pretrained(tiny("text-generation"), dtype=torch.bfloat16)
-    assert cpu_fusion.apply(gpt2.eval()) == 0
+    assert not cpu_fusion.apply(gpt2.eval())
     assert not any("forward" in vars(m) for m in (*fp32.modules(), *bf16.modules(), *gpt2.modules()))
 
 
@@ -70,7 +72,7 @@ def test_bf16_infer_runs_fused_and_scores_match_float32(cli, tiny):
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
 
-    if not cpu_fusion._works():
+    if not cpu_fusion.available():
         pytest.skip("this PyTorch build has no oneDNN linear")
     path = tiny("text-classification")
     predictor = build_predictor(

@@ -76,7 +76,8 @@ def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, nothing_dr
     )
     reference = cls.from_pretrained(path, attn_implementation="sdpa", **extra).eval()
     model = cls.from_pretrained(path, attn_implementation="sdpa", **extra)
-    state = fast_dropout.install(model)
+    assert fast_dropout.apply(model)
+    state = fast_dropout.state(model)
     assert state["attention"] and (state["dropouts"] > 0 or task == "summarization")
     model.train()
     batch = _batch(tokenizer, TEXTS)
@@ -91,13 +92,14 @@ def test_training_attention_equals_sdpa_when_nothing_is_dropped(tiny, nothing_dr
     assert torch.allclose(got[keep], want[keep], atol=1e-5)
 
 
-def test_uninstall_restores_sdpa_so_the_saved_config_names_no_tasktool_attention(tiny, tmp_path):
+def test_remove_restores_sdpa_so_the_saved_config_names_no_tasktool_attention(tiny, tmp_path):
     import transformers
 
     model = transformers.AutoModelForSequenceClassification.from_pretrained(tiny("text-classification"))
-    state = fast_dropout.install(model)
+    assert fast_dropout.apply(model)
     assert model.config._attn_implementation == fast_dropout.NAME
-    fast_dropout.uninstall(model, state)
+    fast_dropout.remove(model)
+    assert fast_dropout.state(model) is None
     assert model.config._attn_implementation == "sdpa"
     model.save_pretrained(tmp_path)
     assert fast_dropout.NAME not in json.dumps(json.loads((tmp_path / "config.json").read_text()))

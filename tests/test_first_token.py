@@ -71,7 +71,7 @@ def test_training_attention_goes_through_the_models_dropout_path(tiny, nothing_d
     ).train()
     fast = copy.deepcopy(model)
     for m in (model, fast):
-        assert fast_dropout.install(m)["attention"]
+        assert fast_dropout.apply(m) and fast_dropout.state(m)["attention"]
     assert first_token.apply(fast, training=True)
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny("text-classification"))
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")

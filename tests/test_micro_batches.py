@@ -198,7 +198,7 @@ def test_concurrent_micro_batches_with_dropout_repeat_for_the_same_seed(tiny, tm
     runs = []
     for seed in (0, 0, 1):
         model = transformers.AutoModelForSequenceClassification.from_pretrained(path)
-        fast_dropout.install(model)
+        assert fast_dropout.apply(model)
         trainer = micro_batches.with_micro_batches(transformers.Trainer, 2, "rows", True)(
             model=model, args=args
         )

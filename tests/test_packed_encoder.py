@@ -133,9 +133,22 @@ def test_packed_encoder_is_only_for_bert_style_encoders(tiny):
 
     gpt2 = transformers.AutoModelForCausalLM.from_pretrained(tiny("text-generation"))
     assert not packed_encoder.apply(gpt2)
-    relative = transformers.AutoModelForSequenceClassification.from_pretrained(tiny("text-classification"))
-    relative.config.position_embedding_type = "relative_key"
-    assert not packed_encoder.apply(relative)
+    assert "forward" not in vars(gpt2.base_model)
+    # rotary positions inside attention and a pre-LayerNorm block: ESM's layers look like BERT's by name
+    esm = transformers.EsmForTokenClassification(
+        transformers.EsmConfig(
+            vocab_size=33,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            position_embedding_type="rotary",
+            pad_token_id=1,
+            mask_token_id=32,
+        )
+    )
+    assert not packed_encoder.apply(esm)
+    assert "forward" not in vars(esm.base_model.encoder)
 
 
 @pytest.mark.parametrize("concurrent", [False, True])

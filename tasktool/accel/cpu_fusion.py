@@ -1,17 +1,19 @@
 """bfloat16 inference on CPU: fold GELU and the residual add into the matmul that precedes them.
 
 In a BERT-family layer the feed-forward's GELU and both residual adds are separate passes over
-large bf16 tensors, and on CPU they cost 13-34% on top of the matmul they follow. PyTorch's oneDNN
-linear (the op inductor emits for CPU) applies them to the float32 accumulator before rounding to
-bf16: one pass, and a rounding less. Measured on MiniLM NER in bf16: GELU was 8% of the forward.
-Float32 gains nothing from it (measured), so only bf16 models on CPU are changed, and only the
-forward methods of the feed-forward and output blocks (weights and state dicts stay as they are).
+large bf16 tensors, each costing a share of the matmul it follows on CPU. PyTorch's oneDNN linear
+(the op inductor emits for CPU) applies them to the float32 accumulator before rounding to bf16: one
+pass, and a rounding less. Float32 gains nothing from it (measured), so only bf16 models on CPU are
+changed, and only the forward methods of the feed-forward and output blocks (weights and state dicts
+stay as they are). (Figures: benchmarks/README.md.)
 """
 
 from __future__ import annotations
 
 import functools
 import types
+
+from tasktool.accel.layers import untested_transformers
 
 # encoders whose intermediate / output blocks are BERT's (dense + GELU; dense + dropout + LayerNorm(x + res))
 MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
@@ -70,7 +72,7 @@ def _is_output(module) -> bool:
 
 
 @functools.cache
-def _works() -> bool:
+def available() -> bool:
     """The op is private to PyTorch: check it runs and computes what it should before relying on it."""
     import torch
     import torch.nn.functional as F
@@ -90,18 +92,21 @@ def _works() -> bool:
     )
 
 
-def apply(model) -> int:
-    """Fuse a bf16 CPU BERT-family model's GELU and residual adds into its matmuls; returns how many blocks."""
+def apply(model) -> bool:
+    """Fuse a bf16 CPU BERT-family model's GELU and residual adds into its matmuls; True when any block
+    was, False (model untouched) for other models, dtypes, devices, training mode or an untested
+    transformers."""
     import torch
 
     if (
-        model.training
+        untested_transformers()
+        or model.training
         or model.device.type != "cpu"
         or model.dtype != torch.bfloat16
         or getattr(model.config, "model_type", None) not in MODEL_TYPES
-        or not _works()
+        or not available()
     ):
-        return 0
+        return False
     done = 0
     for module in model.modules():
         if getattr(getattr(module, "dense", None), "weight", torch.empty(0)).dtype != torch.bfloat16:
@@ -113,10 +118,17 @@ def apply(model) -> int:
         else:
             continue
         done += 1
-    return done
+    return done > 0
+
+
+def fused(module) -> bool:
+    """Whether this block runs a fused forward."""
+    bound = vars(module).get("forward")
+    return getattr(bound, "__func__", None) in (_intermediate_forward, _output_forward)
 
 
 def remove(model) -> None:
+    """Give the fused blocks their own forward back."""
     for module in model.modules():
-        if "forward" in vars(module) and (_is_intermediate(module) or _is_output(module)):
+        if fused(module):
             del module.forward

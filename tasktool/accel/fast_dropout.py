@@ -1,27 +1,31 @@
 """Dropout that does not dominate CPU fine-tuning.
 
 On CPU, torch draws a dropout mask one Mersenne-Twister number per element (`bernoulli_`), and
-PyTorch's CPU SDPA kernels have no dropout, so training attention falls back to the slow math path.
-For MiniLM at batch 32 that was a quarter of every training step. Here a mask costs one 64-bit draw
-per four elements (16 random bits each, so p is exact to 1/65536), and attention with dropout is two
-matmuls and a softmax. Same distribution, same seed -> same run; measured 52 -> 82 samples/s (bf16)
-and 30 -> 38 samples/s (fp32) on this project's 2-core CPU. Masks are applied by multiplying with a
-float 0/1 tensor: CPU kernels that read bool masks (masked_fill, where) were 3-5x slower, and dropout
-was still nearly a quarter of a bf16 step; the multiply made whole fine-tuning runs 1.10x faster (same losses
-to 4 digits, the masks being the same bits). GPUs keep their own fused kernels.
+PyTorch's CPU SDPA kernels have no dropout, so training attention falls back to the slow math path;
+dropout then takes a large share of every training step. Here a mask costs one 64-bit draw per four
+elements (16 random bits each, so p is exact to 1/65536), and attention with dropout is two matmuls
+and a softmax. Same distribution, same seed -> same run. Masks are applied by multiplying with a float
+0/1 tensor: CPU kernels that read bool masks (masked_fill, where) are slower than the multiply, forward
+and backward alike. GPUs keep their own fused kernels. (Figures: benchmarks/README.md.)
 """
 
 from __future__ import annotations
 
 import threading
 
+from tasktool.accel.layers import untested_transformers
+
 NAME = "tasktool_cpu_dropout"
-_local = threading.local()  # a thread's own generator (concurrent micro-batches), else torch's default
+STATE = "_tasktool_fast_dropout"  # what `apply` changed, kept on the model for `remove`
+_local = threading.local()  # a thread's own generator, else torch's default (see own_generator)
 
 
 class own_generator:
     """Masks drawn in this thread come from `generator`: micro-batches run on two threads at once
-    would otherwise race for torch's one default generator, and the same seed would not give the same run."""
+    would otherwise race for torch's one default generator, and the same seed would not give the same run.
+
+    Thread-local, because the draws happen deep inside the model's forward (dropout modules, attention),
+    on whichever thread runs the part, with no argument to carry a generator there."""
 
     def __init__(self, generator):
         self.generator = generator
@@ -58,8 +62,8 @@ def _threshold(p: float) -> int:
 
 def keep_mask(shape, p: float, dtype, device=None):
     """1 where kept, 0 where dropped (probability p, rounded to 1/65536), in the activations' dtype.
-    Multiplying by it is a vectorised op; CPU kernels that read a bool mask (masked_fill, where) were
-    3-5x slower than the multiply, forward and backward alike."""
+    Multiplying by it is a vectorised op; CPU kernels that read a bool mask (masked_fill, where) are
+    slower than the multiply, forward and backward alike."""
     import torch
 
     # written straight into a float tensor: no bool mask in between
@@ -133,12 +137,16 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     return out.transpose(1, 2).contiguous(), None
 
 
-def install(model) -> dict:
-    """Swap the model's dropouts for the cheap ones; returns what to pass to `uninstall`."""
+def apply(model) -> bool:
+    """Swap the model's dropouts (and its SDPA attention, while training) for the cheap ones; True when
+    anything changed, False (model untouched) where there is nothing to swap or transformers is untested.
+    `remove` puts the attention implementation back (dropouts carry no weights)."""
     import torch
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+    if untested_transformers():
+        return False
     cls = _module_class()
     swapped = 0
     for parent in model.modules():
@@ -146,7 +154,8 @@ def install(model) -> dict:
             if type(child) is torch.nn.Dropout and child.p > 0:
                 setattr(parent, name, cls(child.p, inplace=child.inplace))
                 swapped += 1
-    before = getattr(model.config, "_attn_implementation", None)
+    config = getattr(model, "config", None)
+    before = getattr(config, "_attn_implementation", None)
     attention_swapped = False
     # a private transformers 5 method: without it (another version) only the dropout modules change
     can_set = getattr(model, "_can_set_attn_implementation", None)
@@ -155,10 +164,19 @@ def install(model) -> dict:
         AttentionMaskInterface.register(NAME, sdpa_mask)  # masks exactly as SDPA gets them
         model.set_attn_implementation(NAME)
         attention_swapped = model.config._attn_implementation == NAME
-    return {"dropouts": swapped, "attention": attention_swapped, "before": before}
+    if not (swapped or attention_swapped):
+        return False
+    setattr(model, STATE, {"dropouts": swapped, "attention": attention_swapped, "before": before})
+    return True
 
 
-def uninstall(model, state: dict) -> None:
+def state(model) -> dict | None:
+    """What `apply` changed: {"dropouts": how many modules, "attention": bool, "before": implementation}."""
+    return getattr(model, STATE, None)
+
+
+def remove(model) -> None:
     """Put the attention implementation back before the model is saved (dropouts carry no weights)."""
-    if state.get("attention"):
-        model.set_attn_implementation(state["before"])
+    done = vars(model).pop(STATE, None)
+    if done and done.get("attention"):
+        model.set_attn_implementation(done["before"])

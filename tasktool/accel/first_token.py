@@ -2,13 +2,15 @@
 
 BERT-style classifiers (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT) score a sentence from the first
 token's final hidden state. The last encoder layer still needs keys and values from every token, but
-its query, attention output, feed-forward and layer norms are needed at position 0 only. For a 6-layer
-MiniLM that removes 14% of the matrix arithmetic per token, with the same logits (tested to 1e-5).
+its query, attention output, feed-forward and layer norms are needed at position 0 only: a share of the
+matrix arithmetic per token goes, with the same logits (tested to 1e-5). (Figures: benchmarks/README.md.)
 """
 
 from __future__ import annotations
 
 import types
+
+from tasktool.accel.layers import is_bert_layer, untested_transformers
 
 # classifiers whose head reads hidden_states[:, 0] (pooler or classification head) and nothing else
 FIRST_TOKEN_HEADS = {
@@ -54,17 +56,10 @@ def _attention_interface(attn):
     return ALL_ATTENTION_FUNCTIONS[name] if name in ALL_ATTENTION_FUNCTIONS else None
 
 
-def _is_bert_layer(layer) -> bool:
-    attn = getattr(getattr(layer, "attention", None), "self", None)
-    return (
-        all(hasattr(attn, name) for name in ("query", "key", "value", "num_attention_heads", "scaling"))
-        and hasattr(attn, "attention_head_size")
-        and hasattr(layer.attention, "output")
-        and hasattr(layer, "intermediate")
-        and hasattr(layer, "output")
-        and not getattr(layer, "is_decoder", False)
-        and not getattr(layer, "add_cross_attention", False)
-    )
+def applied_to(layer) -> bool:
+    """Whether this layer runs the first-token forward (it then outputs [rows, 1, width])."""
+    bound = vars(layer).get("forward")
+    return getattr(bound, "__func__", None) is _first_token_forward
 
 
 def apply(model, training: bool = False) -> bool:
@@ -72,13 +67,16 @@ def apply(model, training: bool = False) -> bool:
 
     The layer keeps its modules and weights (only its forward changes), so state dicts, checkpoints and
     saved models are the same. Training (training=True) gets the same loss and gradients: nothing
-    after the last layer reads the other positions.
+    after the last layer reads the other positions. False (model untouched) for any other model, a
+    model in training mode without training=True, or an untested transformers.
     """
     if type(model).__name__ not in FIRST_TOKEN_HEADS or (model.training and not training):
         return False
+    if untested_transformers():
+        return False
     encoder = getattr(getattr(model, "base_model", None), "encoder", None)
     layers = getattr(encoder, "layer", None)
-    if layers is None or not len(layers) or not _is_bert_layer(layers[-1]):
+    if layers is None or not len(layers) or not is_bert_layer(layers[-1]):
         return False
     if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager", "tasktool_cpu_dropout"):
         return False  # flash/flex attention take masks of their own form
@@ -89,5 +87,5 @@ def apply(model, training: bool = False) -> bool:
 def remove(model) -> None:
     """Give the last layer its own forward back."""
     layers = getattr(getattr(getattr(model, "base_model", None), "encoder", None), "layer", None)
-    if layers is not None and len(layers) and "forward" in vars(layers[-1]):
+    if layers is not None and len(layers) and applied_to(layers[-1]):
         del layers[-1].forward

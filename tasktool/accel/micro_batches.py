@@ -2,40 +2,39 @@
 
 Length-grouped batches (`group_by_length`) are fast because they pad little, but each batch then holds
 examples of one length, and where the label follows the length (long reviews skew positive) that
-changes what is learnt: on the benchmark's data the held-out loss came out 5 noise-widths worse. Here
-every optimizer step still sees one random batch; only its forward/backward passes are split into
-`k` micro-batches sorted by length, each padded to its own longest row. The gradient is the same
-weighted mean as the whole batch's (tested), so training follows the random-batch run, and on this
-project's 2-core CPU a batch of 32 mixed-length sentences trains 1.24x faster in two halves (four
-quarters: 1.07x, since every pass has a fixed cost: embedding gradient, weight casts).
+changes what is learnt: the held-out loss comes out measurably worse. Here every optimizer step still
+sees one random batch; only its forward/backward passes are split into `k` micro-batches sorted by
+length, each padded to its own longest row. The gradient is the same weighted mean as the whole
+batch's (tested), so training follows the random-batch run. Few parts pay best: every pass has a fixed
+cost (embedding gradient, weight casts).
 
 On a multi-core CPU in one process the parts can also run concurrently, on k threads with a share of
 the cores each (fewer thread barriers per op, one part's Python overlapping another's matmuls). The
 batch is then cut into 4k sorted parts, shared out so every thread gets about as many padded tokens
 (the two plain halves differ too much: the long one holds most tokens, and running them side by side
-measured 0.82x); fp32 fine-tuning of MiniLM on an AVX2 2-core CPU: 1.20x the one-after-another run.
+is slower than one after the other).
 
-Every pass would also zero-fill and add a dense gradient of the whole word-embedding table (30522 x 384
-for MiniLM: 47 MB, a fixed 25-30 ms per pass on that CPU) to change the few hundred rows its tokens use.
-In one process the parts' embedding gradients are made sparse instead and added in place to one dense
-gradient per step (the same tensor each step, zeroed), so the optimizer, clipping and checkpoints still
-see a dense gradient of the same value (`sparse_embedding_grads`): 1.13x whole runs, and it makes finer
-parts pay (4 per thread).
+Every pass would also zero-fill and add a dense gradient of the whole word-embedding table to change
+the few hundred rows its tokens use. In one process the parts' embedding gradients are made sparse
+instead and added in place to one dense gradient per step (the same tensor each step, zeroed), so the
+optimizer, clipping and checkpoints still see a dense gradient of the same value
+(`sparse_embedding_grads`); it is what makes finer parts pay (4 per thread).
 
 Where the encoder computes the real tokens only (`packed_encoder`, BERT-style models) there is no
 padding to shed: the batch stays whole, or its rows are dealt out to the threads (in a snake over
-the length order, so each thread gets about the same tokens); 1.03-1.07x the sorted parts on that CPU.
+the length order, so each thread gets about the same tokens). (Figures: benchmarks/README.md.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 
 # what a task's loss is a mean over, so the micro-batch losses can be weighted back to the batch's:
 # "rows" (one label per row), "tokens" (labels != -100), "shifted_tokens" (causal LM: labels[:, 1:])
 UNITS = ("rows", "tokens", "shifted_tokens")
 MIN_SAVING = 0.1  # split only where the parts pad at least this share of the batch's positions less
+# a micro-batch's share of the batch's loss travels in its inputs to `compute_loss`, which takes it out
+WEIGHT = "_tasktool_part_weight"
 
 
 def resolve(value, batch_size: int, device_type: str) -> int:
@@ -92,7 +91,7 @@ def split(inputs: dict, k: int, units: str, interleave: bool = False) -> list[tu
         return None
     order = torch.argsort(lengths, stable=True)
     if interleave:  # dealt in a snake (0 1 1 0 0 1 ...): dealing 0 1 0 1 gives part 0 the shorter row
-        # of every pair, and its thread finished 3% early on the benchmark's batches (snake: 0.6%)
+        # of every pair, and its thread finished early on the benchmark's batches (the snake: evenly)
         m = min(k, n)
         j = torch.arange(n, device=order.device)
         deal = torch.where((j // m) % 2 == 0, j % m, m - 1 - j % m)
@@ -135,7 +134,7 @@ class sparse_embedding_grads:
     def __init__(self, model, spare: dict | None = None):
         import torch
 
-        self.spare = spare  # keeps the last step's gradient tensor: zeroing it beats a fresh 47 MB
+        self.spare = spare  # keeps the last step's gradient tensor: zeroing it beats a fresh allocation
         self.embedding = None
         try:
             embedding = model.get_input_embeddings()
@@ -156,7 +155,7 @@ class sparse_embedding_grads:
             if weight.grad is None:
                 grad = (self.spare or {}).get("grad")
                 if grad is None or grad.shape != weight.shape or grad.dtype != weight.dtype:
-                    grad = torch.zeros_like(weight)  # (a new one is page-faulted in: 28 ms on the AVX2 CPU)
+                    grad = torch.zeros_like(weight)  # (a new one is page-faulted in, page by page)
                 else:
                     grad.zero_()
                 if self.spare is not None:
@@ -188,8 +187,6 @@ def with_micro_batches(
         return cls
     from tasktool.accel import packed_encoder
 
-    local = threading.local()  # the weight of the micro-batch this thread is computing
-
     class MicroBatched(cls):
         def training_step(self, model, inputs, num_items_in_batch=None):
             parts = None
@@ -219,13 +216,9 @@ def with_micro_batches(
             return total
 
         def _part_step(self, model, part, weight, context):
-            local.weight = weight
-            try:
-                with context, packed_encoder.rows_of(part.get("attention_mask") if packed else None):
-                    # no num_items_in_batch: each micro-batch's loss is its own mean, weighted below
-                    return super().training_step(model, part, None)
-            finally:
-                local.weight = None
+            with context, packed_encoder.rows_of(part.get("attention_mask") if packed else None):
+                # no num_items_in_batch: each micro-batch's loss is its own mean, weighted in compute_loss
+                return super().training_step(model, {**part, WEIGHT: weight}, None)
 
         def _concurrent_step(self, model, parts):
             from concurrent.futures import ThreadPoolExecutor
@@ -270,10 +263,12 @@ def with_micro_batches(
                 )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weight = inputs.get(WEIGHT)
+            if weight is not None:
+                inputs = {key: value for key, value in inputs.items() if key != WEIGHT}
             result = super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-            weight = getattr(local, "weight", None)
             if weight is None:
                 return result
             if return_outputs:

@@ -1,14 +1,16 @@
 """BERT-style encoder layers (and DistilBERT's) over the real tokens only, for CPU fine-tuning.
 
-A random batch of mixed-length sentences is mostly padding (1.87x the real tokens for the benchmark's
-batches of 32), and length-sorted micro-batches only cut that to 1.08x with eight passes, each with a
-fixed cost. Here the encoder takes the batch's real tokens as one [tokens, width] matrix: the linear
-layers, layer norms, activations and dropouts see no padding at all, and attention alone is computed
-on small padded groups of rows of similar length (the rows arrive sorted). The values are those of
-the padded forward at every real position (nothing there reads a padded one: the mask hides them), so
-the loss and gradients are the same (tested); only padded positions of the output are zeros instead of
-values nothing reads. Used in training and its evaluations, where the trainer says which positions
-are real (`rows_of`), for tasks whose loss reads no padded position.
+A random batch of mixed-length sentences is mostly padding, and length-sorted micro-batches only shed
+part of it, each pass with a fixed cost of its own. Here the encoder takes the batch's real tokens as
+one [tokens, width] matrix: the linear layers, layer norms, activations and dropouts see no padding at
+all, and attention alone is computed on small padded groups of rows of similar length (the rows arrive
+sorted). The values are those of the padded forward at every real position (nothing there reads a
+padded one: the mask hides them), so the loss and gradients are the same (tested); only padded
+positions of the output are zeros instead of values nothing reads. Used in training and its
+evaluations, where the trainer says which positions are real (`rows_of`), for tasks whose loss reads
+no padded position. Only layers `tasktool.accel.layers` recognises exactly get it: the code below
+assumes BERT's post-LayerNorm blocks and plain dot-product attention with absolute positions.
+(Figures: benchmarks/README.md.)
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ from __future__ import annotations
 import threading
 import types
 
-_local = threading.local()  # the 2-D attention mask of the batch this thread is computing
-GROUP_ROWS = (
-    4  # rows per attention group: sorted rows pad little; 2-4 measured alike, fewer groups mean fewer ops
-)
+from tasktool.accel import first_token
+from tasktool.accel.layers import is_bert_layer, is_distil_layer, untested_transformers
+
+_local = threading.local()  # the 2-D attention mask of the batch this thread is computing (see rows_of)
+GROUP_ROWS = 4  # rows per attention group: sorted rows pad little; fewer groups mean fewer ops
 
 
 class rows_of:
     """Within this block, this thread's packed encoders take `mask` ([rows, positions], 1 = real) as
-    the batch's real tokens; None leaves them on their own forward."""
+    the batch's real tokens; None leaves them on their own forward.
+
+    Thread-local, because concurrent micro-batches run parts of one batch through the same encoder on
+    several threads at once, each part with its own mask, and no argument of the model's forward
+    carries a mask of that form down to the encoder (it gets the model's 4-D one, or None)."""
 
     def __init__(self, mask):
         self.mask = mask
@@ -39,64 +46,55 @@ class rows_of:
         return False
 
 
-def _is_distil_layer(layer) -> bool:
-    attn = getattr(layer, "attention", None)
-    ffn = getattr(layer, "ffn", None)
-    return (
-        all(hasattr(attn, n) for n in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "scaling", "dropout"))
-        and hasattr(attn, "attention_head_size")
-        and all(hasattr(ffn, n) for n in ("ff_chunk",))
-        and hasattr(layer, "sa_layer_norm")
-        and hasattr(layer, "output_layer_norm")
-    )
-
-
 def _encoder(model):
     """The model's stack of layers and their kind: 'bert' (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT,
     MiniLM: base_model.encoder) or 'distil' (DistilBERT: base_model.transformer); (None, None) else."""
-    from tasktool.accel.first_token import _is_bert_layer
-
     base = getattr(model, "base_model", None)
-    for name, kind, check in (
-        ("encoder", "bert", _is_bert_layer),
-        ("transformer", "distil", _is_distil_layer),
-    ):
+    for name, kind, check in (("encoder", "bert", is_bert_layer), ("transformer", "distil", is_distil_layer)):
         encoder = getattr(base, name, None)
         layers = getattr(encoder, "layer", None)
-        if layers is not None and len(layers) and all(check(layer) for layer in layers):
+        if (
+            layers is not None
+            and len(layers)
+            and {n for n, _ in encoder.named_children()} == {"layer"}  # no position bias of its own
+            and all(check(layer) for layer in layers)
+        ):
             return encoder, kind
     return None, None
 
 
 def apply(model) -> bool:
     """Give a BERT-style encoder (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT, MiniLM, DistilBERT) the packed
-    forward for training; True when done. Weights and state dicts are untouched (only `forward` changes)."""
+    forward for training; True when done, False (model untouched) for any other model or an untested
+    transformers. Weights and state dicts are untouched (only `forward` changes)."""
+    if untested_transformers():
+        return False
     encoder, kind = _encoder(model)
     if encoder is None:
         return False
-    if getattr(model.config, "position_embedding_type", "absolute") != "absolute":
-        return False  # relative position scores are computed inside attention, from padded positions
     encoder.forward = types.MethodType(_forward, encoder)
     encoder._tasktool_packed_kind = kind
     return True
 
 
 def remove(model) -> None:
-    encoder, _ = _encoder(model)
-    if encoder is not None and "forward" in vars(encoder):
-        del encoder.forward
+    """Give the encoder its own forward back."""
+    base = getattr(model, "base_model", None)
+    for name in ("encoder", "transformer"):
+        encoder = getattr(base, name, None)
+        bound = vars(encoder).get("forward") if encoder is not None else None
+        if getattr(bound, "__func__", None) is _forward:
+            del encoder.forward
 
 
 def _forward(self, hidden_states, attention_mask=None, *args, **kwargs):
     from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions
 
-    from tasktool.accel import first_token
-
     mask = getattr(_local, "mask", None)
     layers = list(self.layer)
     distil = getattr(self, "_tasktool_packed_kind", "bert") == "distil"
     output = BaseModelOutput if distil else BaseModelOutputWithPastAndCrossAttentions
-    last_first = _is_first_token(layers[-1], first_token)
+    last_first = first_token.applied_to(layers[-1])
     if (
         mask is None
         or args
@@ -118,11 +116,6 @@ def _forward(self, hidden_states, attention_mask=None, *args, **kwargs):
         x = _distil_layer(layer, x, plan) if distil else _layer(layer, x, plan)
     out = x.new_zeros(rows * length, width).index_copy(0, plan.tokens, x).view(rows, length, width)
     return output(last_hidden_state=out)
-
-
-def _is_first_token(layer, first_token) -> bool:
-    bound = vars(layer).get("forward")
-    return getattr(bound, "__func__", None) is first_token._first_token_forward
 
 
 class _Plan:

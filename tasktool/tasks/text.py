@@ -13,7 +13,7 @@ class TextPredictor(Predictor):
     padding_side = "right"
 
     def __init__(self, spec, opts, **model_kwargs):
-        from tasktool import runtime
+        from tasktool import accel, runtime
 
         self.spec, self.opts = spec, opts
         self.tokenizer = runtime.load_tokenizer(
@@ -23,12 +23,9 @@ class TextPredictor(Predictor):
         self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
         self.device = self.model.device
         self.specialise(self.model)
+        self.applied = accel.apply_for_inference(self.model, compile=opts.compile)  # logged at debug level
         if opts.compile:
             self.model = runtime.compile_model(self.model)  # inductor fuses for itself
-        else:
-            from tasktool.accel import cpu_fusion
-
-            cpu_fusion.apply(self.model)
         self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
 
     # Subclasses whose predict only reads the model and tokenizer set this: on a CPU the engine may

@@ -149,6 +149,13 @@ def append_to_card(folder: Path, lines: list[str]) -> None:
         _atomic_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
 
 
+def _speed_patches(train: dict) -> str:
+    """tasktool.accel's patches the run trained with, and why the others stayed off."""
+    names = ", ".join(train.get("speed_patches") or []) or "none"
+    off = "; ".join(f"{name}: {why}" for name, why in (train.get("speed_patches_off") or {}).items())
+    return names + (f" (off: {off})" if off else "")
+
+
 def model_card(recipe: dict, summary: dict, data_name: str) -> str:
     eval_metrics = summary.get("eval", {})
     train = summary.get("train", {})
@@ -200,6 +207,7 @@ tags: [tasktool]
 - **Training data:** `{data_name}` ({train.get("train_examples")} examples)
 - **Evaluation data:** `{summary.get("eval_data")}` ({train.get("eval_examples")} examples)
 - **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f}){trainable}
+- **Speed patches:** {_speed_patches(train)}
 
 ## Evaluation
 

@@ -27,14 +27,17 @@ def _callback_base():
 class JsonlLogCallback(_callback_base()):
     """Every log event (loss, lr, eval_loss) as one JSON line; appended across --resume."""
 
-    def __init__(self, path: Path, resumed_from: int | None = None):
+    def __init__(self, path: Path, resumed_from: int | None = None, opening: dict | None = None):
         self.path = path
         self.resumed_from = resumed_from
+        self.opening = opening  # a record written as training begins (the speed patches)
         self.start = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.resumed_from and state.is_world_process_zero:
             self._write({"event": "resume", "step": self.resumed_from})
+        if self.opening and state.is_world_process_zero:
+            self._write(self.opening)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero:  # one log, however many processes train

@@ -203,7 +203,7 @@ class TaskTrainer:
         """The tokenizer, model, features and Trainer (with the speed patches this run can use)."""
         from transformers import set_seed
 
-        from tasktool.accel import fast_dropout, micro_batches, packed_encoder
+        from tasktool import accel
         from tasktool.training import lora
         from tasktool.training.callbacks import JsonlLogCallback, ProgressCallback, quiet_trainer
 
@@ -231,39 +231,20 @@ class TaskTrainer:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"event": "lora", "step": 0, **self.lora_info}) + "\n")
         args = self.training_arguments(out / CHECKPOINTS, out / "runs", has_eval=bool(eval_features))
-        cheap_dropout = None
-        if args.device.type == "cpu" and self.recipe.get("fast_dropout", True) is not False:
-            cheap_dropout = fast_dropout.install(hf_model)
+        # tasktool.accel's CPU speed patches (on the model inside a peft wrapper): said, logged, undone after
+        self.applied = accel.apply_for_training(
+            lora.base_of(hf_model),
+            device_type=args.device.type,
+            recipe=self.recipe,
+            loss_units=self.loss_units,
+            batch_size=args.per_device_train_batch_size,
+        )
         self.progress = ProgressCallback(quiet=self.quiet)
-        callbacks = [
-            JsonlLogCallback(self.log_path, resumed_from=step_of(last) if last else None),
-            self.progress,
-        ]
+        resumed = step_of(last) if last else None
+        callbacks = [JsonlLogCallback(self.log_path, resumed, opening=self.applied.record()), self.progress]
         for folder in partial:  # the Trainer will write these steps again, from scratch
             shutil.rmtree(folder, ignore_errors=True)
-        splits = micro_batches.resolve(
-            self.recipe.get("micro_batches"), args.per_device_train_batch_size, args.device.type
-        )
-        import torch
-
-        concurrent = (
-            cheap_dropout is not None  # masks from per-part generators: the same seed gives the same run
-            and self.recipe.get("concurrent_micro_batches", True) is not False
-            and torch.get_num_threads() >= 2
-        )
-        # a BERT-style encoder computes the real tokens only (CPU; tasks whose loss ignores padding)
-        packed = (
-            args.device.type == "cpu"
-            and bool(self.loss_units)
-            and self.recipe.get("packed_encoder", True) is not False
-            and packed_encoder.apply(lora.base_of(hf_model))  # a peft model: the encoder inside it
-        )
-        self._undo = (cheap_dropout, packed, hf_model)
-        trainer = atomic_checkpoints(
-            micro_batches.with_micro_batches(
-                self.trainer_class(), splits, self.loss_units, concurrent, packed
-            )
-        )(
+        trainer = atomic_checkpoints(self.applied.trainer_class(self.trainer_class()))(
             model=hf_model,
             args=args,
             train_dataset=_dataset(train_features),
@@ -276,19 +257,12 @@ class TaskTrainer:
         return trainer, tokenizer
 
     def _train(self, trainer, last):
-        from tasktool.accel import fast_dropout, packed_encoder
-
-        cheap_dropout, packed, hf_model = self._undo
+        self._say(self.applied.line())
         try:
             return trainer.train(resume_from_checkpoint=str(last) if last else None)
         finally:
             self.progress.stop()
-            if cheap_dropout:
-                fast_dropout.uninstall(hf_model, cheap_dropout)
-            if packed:
-                from tasktool.training.lora import base_of
-
-                packed_encoder.remove(base_of(hf_model))
+            self.applied.remove()
 
     def _publish(
         self, trainer, tokenizer, result, base, out, data, eval_data, eval_ex, train_ex, last
@@ -335,6 +309,8 @@ class TaskTrainer:
                 "train_examples": len(train_ex),
                 "eval_examples": len(eval_ex),
                 "resumed_from_step": step_of(last) if last else None,
+                "speed_patches": self.applied.applied,
+                "speed_patches_off": self.applied.off,
                 **(self.lora_info or {}),
             },
             "eval_data": self.eval_file_name if held_out else eval_data.name,

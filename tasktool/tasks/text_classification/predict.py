@@ -10,11 +10,6 @@ class TextClassification(TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
 
-    def specialise(self, model) -> None:
-        from tasktool.accel import first_token
-
-        first_token.apply(model)  # the head reads position 0: the last layer computes only that
-
     def prepare(self, payload):
         if isinstance(payload, dict):  # a sentence pair
             first = payload.get("text") or payload.get("sentence1") or ""
