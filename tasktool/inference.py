@@ -170,7 +170,7 @@ class _VisualsGuard:
         for arg in source.texts:
             if Path(arg).expanduser().is_dir():
                 folders.append(("input folder", arg))
-        refuse_overlap(folder, "--save-visuals", folders, folder=True)
+        refuse_overlap(folder, "--save-visuals", folders)  # pictures are written flat into it
 
     def check(self, item) -> None:
         from tasktool.io.outputs import real

@@ -446,6 +446,20 @@ def check_tokenizer(tokenizer, ref: str) -> None:
         )
 
 
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def check_processor_file(ref: str, what: str) -> None:
+    """A local model folder must hold its image processor / feature extractor settings: without them
+    the inputs would be resized and normalised in a way the model never saw (or not load at all)."""
+    folder = Path(ref).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        raise TaskToolError(
+            f"model folder '{ref}' has no {what} settings ({PROCESSOR_FILES[0]})",
+            f"copy {PROCESSOR_FILES[0]} from the base model into the folder",
+        )
+
+
 def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
     from transformers import AutoProcessor
 

@@ -143,13 +143,27 @@ op = st.tuples(
 )
 
 
-@settings(
-    max_examples=250,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(rows=inputs(), ops=st.lists(op, min_size=1, max_size=6), window=st.integers(1, 5))
+SEQUENCES = {"rows": inputs(), "ops": st.lists(op, min_size=1, max_size=6), "window": st.integers(1, 5)}
+HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@pytest.mark.slow  # 250 sequences of up to 7 runs each: seconds, not milliseconds
+@settings(max_examples=250, deadline=None, suppress_health_check=HEALTH)
+@given(**SEQUENCES)
 def test_any_runs_kills_and_resumes_leave_one_record_per_input_in_order(tmp_path_factory, rows, ops, window):
+    check_sequence(tmp_path_factory, rows, ops, window)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=HEALTH)
+@given(**SEQUENCES)
+def test_a_few_runs_kills_and_resumes_leave_one_record_per_input_in_order(
+    tmp_path_factory, rows, ops, window
+):
+    """The same property on a few sequences, for `make test-fast`."""
+    check_sequence(tmp_path_factory, rows, ops, window)
+
+
+def check_sequence(tmp_path_factory, rows, ops, window):
     folder = tmp_path_factory.mktemp("sm")
     source = folder / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -383,6 +383,15 @@ def test_a_model_folder_without_tokenizer_files_is_refused(cli, model, tmp_path)
     assert not (tmp_path / "o" / "config.json").exists()
 
 
+def test_an_image_model_folder_without_its_processor_settings_is_refused(cli, detector, tmp_path):
+    folder = tmp_path / "noproc"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(Path(detector) / name, folder / name)
+    result = cli("infer", "detect", FIXTURES / "images" / "cat.jpg", "--model", folder)
+    assert_user_error(result, "no image processor settings", "preprocessor_config.json", code=2)
+
+
 @pytest.mark.parametrize(
     "flag,value,words",
     [
@@ -412,6 +421,7 @@ def test_out_of_range_infer_options_are_usage_errors_before_any_model_loads(
         (["eval_fraction=1"], ["eval_fraction", "between 0 and 1, both excluded"]),
         (["--lr", "0"], ["lr", "greater than 0"]),
         (["logging_steps=0"], ["logging_steps", "at least 1"]),
+        (["lr_scheduler=cosin"], ["lr_scheduler", "did you mean cosine"]),
     ],
 )
 def test_out_of_range_recipe_values_are_usage_errors_naming_the_range(cli, tmp_path, args, words):
@@ -444,6 +454,13 @@ def test_non_string_json_values_are_read_as_json_text_not_python_reprs(tmp_path)
         "2.5",
         "",
     ]
+    from tasktool.io.readers import Source
+    from tasktool.tasks.registry import resolve
+
+    labelled = tmp_path / "train.jsonl"  # finetune and evaluate read labelled rows the same way
+    labelled.write_text('{"text": {"a": 1}, "label": "x"}\n{"text": false, "label": "y"}\n')
+    examples = resolve("sentiment").reader({}, {}).read(Source(str(labelled)))
+    assert [ex["text"] for ex in examples] == ['{"a": 1}', "false"]
 
 
 def test_nan_audio_is_an_item_error_and_never_nan_in_json(cli, tiny, tmp_path):
@@ -673,10 +690,97 @@ def test_ctrl_c_during_finetune_says_what_is_saved_and_exits_130(cli, model, tmp
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"good {i},POS\nbad {i},NEG\n" for i in range(5)))
 
-    def ctrl_c(self, hf_trainer, last):
+    def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer.TaskTrainer, "_train", ctrl_c)
+    monkeypatch.setattr(trainer.TaskTrainer, "load_examples", ctrl_c)  # the real SIGINT test is slow
     result = cli("finetune", "sentiment", "--data", data, "--model", model, "-o", tmp_path / "o", "--quiet")
     assert_user_error(result, "interrupted", "checkpoint", code=130)
     assert not Path(f"{tmp_path / 'o'}.lock").exists()
+
+
+# ---------------------------------------------------------------------------------------- two processes
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_output_one_runs_the_other_refuses_at_once(model, tmp_path):
+    import subprocess
+    import time
+
+    inputs = write_texts(tmp_path / "in.txt", 3000)
+    out = tmp_path / "out.jsonl"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "tasktool",
+        "infer",
+        "sentiment",
+        "--file",
+        str(inputs),
+        "--model",
+        str(model),
+    ]
+    first = subprocess.Popen(
+        [*cmd, "-o", str(out), "--batch-size", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    partial = Path(f"{out}.partial")
+    start = time.time()
+    while not (partial.exists() and partial.stat().st_size > 0):  # it holds the lock and is writing
+        assert first.poll() is None, first.stderr.read()
+        assert time.time() - start < 300, "the first run wrote nothing"
+        time.sleep(0.05)
+    began = time.time()
+    second = subprocess.run([*cmd, "-o", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    took = time.time() - began
+    assert second.returncode == 1, second.stderr
+    assert f"being written by another tasktool run (pid {first.pid})" in second.stderr
+    assert first.poll() is None and took < 60  # refused at once, not after waiting for the first
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    records = strict_records(out)
+    assert [r["id"] for r in records] == list(range(3000))
+    assert all(r["label"] in LABELS for r in records)
+    assert not partial.exists() and not Path(f"{out}.lock").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_finetune_prints_the_checkpoint_to_resume_and_exits_130(model, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"good film {i},POS\ndull film {i},NEG\n" for i in range(40)))
+    out = tmp_path / "o"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "tasktool",
+        "finetune",
+        "sentiment",
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+    ]
+    cmd += ["-o", str(out), "--quiet", "max_steps=100000", "save_steps=2", "batch_size=2", "warmup_ratio=0"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    start = time.time()
+    while not (out / "checkpoints" / "checkpoint-2" / "COMPLETE").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() - start < 300, "no checkpoint was saved"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = [line for line in err.splitlines() if line.startswith("error:")]
+    assert (
+        len(last) == 1
+        and "interrupted: the newest complete checkpoint is" in last[0]
+        and "--resume" in last[0]
+    )
+    assert not (out / "config.json").exists() and not Path(f"{out}.lock").exists()

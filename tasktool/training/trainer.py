@@ -172,6 +172,9 @@ class TaskTrainer:
     ) -> dict:
         out = _output_folder(output_dir)
         from tasktool.io.outputs import OutputLock, refuse_overlap
+        from tasktool.training.arguments import check_recipe
+
+        check_recipe(self.recipe)
 
         refuse_overlap(
             out,
