@@ -34,6 +34,7 @@ def infer(
     on_error: str = "raise",
     quiet: bool = True,
     smoke: bool = False,
+    overwrite: bool = False,
     **options: Any,
 ) -> list[dict]:
     """Run a model over inputs; returns one record per input, in input order (also written to `output`).
@@ -71,6 +72,7 @@ def infer(
         quiet=quiet,
         smoke=smoke,
         collect=records,
+        overwrite=overwrite,
     )
     return records
 
@@ -123,9 +125,16 @@ def finetune(
         model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision")))
         output_dir = output_dir or str(tmp / "output")
     trainer = spec.load_trainer()(spec, resolved, columns or {}, quiet=quiet)
-    summary = trainer.run(
-        train_src, eval_src, output_dir or f"{spec.name}-finetuned", model=model, resume=resume
-    )
+    from tasktool import runtime
+
+    out = output_dir or f"{spec.name}-finetuned"
+    with runtime.offering():  # finetune loads safetensors only and runs no model code: hints say so
+        try:
+            summary = trainer.run(train_src, eval_src, out, model=model, resume=resume)
+        except KeyboardInterrupt:
+            from tasktool.training.trainer import interrupted
+
+            raise interrupted(out) from None
     summary["output_dir"] = str(output_dir or f"{spec.name}-finetuned")
     return summary
 
@@ -145,6 +154,8 @@ def evaluate(
     smoke: bool = False,
     return_predictions: bool = False,
     chat_template: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
 ):
     """Score a model on labelled data with the task's metric; returns the metrics (and, with
     `return_predictions`, one record per example as well)."""
@@ -160,6 +171,10 @@ def evaluate(
         raise TaskToolError(f"'evaluate' is not available for task '{spec.name}' yet", "see `tasktool tasks`")
     if bool(data) == bool(dataset):
         raise TaskToolError("give the evaluation data one way: --data FILE or --dataset NAME", "exactly one")
+    if device not in runtime.DEVICES:
+        raise TaskToolError(f"invalid --device '{device}'", f"choose one of {', '.join(runtime.DEVICES)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise TaskToolError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 32")
     ref = model or spec.default_model
     recipe = resolve_recipe(spec.name)
     saved = Path(ref).expanduser() / "recipe.yaml"
@@ -177,7 +192,9 @@ def evaluate(
         examples = examples[:SMOKE_EXAMPLES]
         ref = str(shrunk_model(spec, ref, smoke_dir() / "model"))
     ref = runtime.check_model_ref(ref)
-    metrics, records = spec.evaluator(recipe).evaluate(ref, examples, batch_size=batch_size, device=device)
+    evaluator = spec.evaluator(recipe)
+    evaluator.allow_pickle, evaluator.trust_remote_code = allow_pickle, trust_remote_code
+    metrics, records = evaluator.evaluate(ref, examples, batch_size=batch_size, device=device)
     return (metrics, records) if return_predictions else metrics
 
 

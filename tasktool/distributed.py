@@ -37,13 +37,45 @@ def launched() -> bool:
 def prepare_env() -> None:
     """Before anything builds an accelerate state: on a machine without CUDA, make every consumer
     (our inference and transformers' Trainer) pick the CPU/gloo multi-process setup instead of
-    silently running W independent copies."""
+    silently running W independent copies; and make sure the process group is torn down before
+    the interpreter is (see `destroy_at_exit`)."""
     if not launched():
         return
     import torch
 
     if not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    _register_teardown()
+
+
+_TEARDOWN_REGISTERED = False
+
+
+def _register_teardown() -> None:
+    global _TEARDOWN_REGISTERED
+    if not _TEARDOWN_REGISTERED:
+        import atexit
+
+        atexit.register(destroy_at_exit)
+        _TEARDOWN_REGISTERED = True
+
+
+def destroy_at_exit() -> None:
+    """Destroy the default process group while the interpreter is still whole (atexit).
+
+    Neither accelerate nor transformers destroys it, so without this the gloo process group lives
+    into interpreter finalization: its C++ worker threads may still hold finished work whose tensors
+    reference Python objects, and freeing them there takes the GIL of an interpreter being torn down,
+    which aborts the process (SIGABRT, rank 1 of the two-process test, now and then; the same cause
+    as pytorch/pytorch#179291). A no-op when the group is already gone.
+    """
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - at exit: nothing left to report to
+        pass
 
 
 class Group:
@@ -93,6 +125,16 @@ class Group:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def close(self) -> None:
+        """End of a run: wait until every process is done with the group, then destroy it, so no
+        process leaves collective work behind for interpreter shutdown (see `destroy_at_exit`)."""
+        global _GROUP
+        if self.active:
+            self.barrier()
+            destroy_at_exit()
+        if _GROUP is self:
+            _GROUP = None
 
     def _gather(self, obj) -> list | None:
         import torch.distributed as dist

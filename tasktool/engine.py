@@ -36,8 +36,12 @@ class Predictor:
         for payload in payloads:
             try:
                 out.append(self.prepare(payload))
-            except ItemError as exc:
+            except TaskToolError as exc:
+                if not isinstance(exc, ItemError):
+                    raise
                 out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - any failure on one input is that input's error
+                out.append(_item_error(exc))
         return out
 
     def length(self, prepared: Any) -> int:
@@ -90,9 +94,39 @@ class Interrupted(TaskToolError):
         )
 
 
+# How allocators say they ran out: CUDA ("CUDA out of memory"), MPS, and the CPU allocator
+# ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ...", "not enough memory").
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
 def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
     text = str(exc).lower()
-    return "out of memory" in text or type(exc).__name__ in ("OutOfMemoryError",)
+    return isinstance(exc, RuntimeError) and any(m in text for m in OOM_MESSAGES)
+
+
+def _item_error(exc: BaseException) -> ItemError:
+    """Any failure on one input, as that input's error: its type and first line, no traceback."""
+    if isinstance(exc, ItemError):
+        return exc
+    if _is_oom(exc):
+        return ItemError("out of memory on this input alone", "shorten it, or lower --max-length")
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    error = ItemError(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    error.__cause__ = exc
+    return error
+
+
+def _finite_or_error(result: dict) -> tuple[dict, str | None]:
+    """A result holding NaN or Infinity (a NaN audio clip, an overflow in half precision) keeps
+    its fields as null (JSON has no NaN) and says which were not finite."""
+    from tasktool.io.records import non_finite
+
+    bad = non_finite(result)
+    if not bad:
+        return result, None
+    return result, f"the model returned a non-finite number (NaN or Infinity) in {', '.join(bad[:5])}"
 
 
 class Engine:
@@ -136,12 +170,35 @@ class Engine:
             ) from exc
         errors[idx] = exc.one_line()
 
+    def _prepare(self, chunk: list[Item]) -> list:
+        """prepare_many for the window; where it fails as a whole (a tokenizer that cannot encode one
+        text fails the batched call), the items are prepared one by one so the failure stays with
+        its own input."""
+        payloads = [item.payload for item in chunk]
+        try:
+            return self.predictor.prepare_many(payloads)
+        except (TaskToolError, KeyboardInterrupt):
+            raise
+        except Exception:  # noqa: BLE001 - isolated below, item by item
+            pass
+        out: list = []
+        for payload in payloads:
+            try:
+                out.append(self.predictor.prepare(payload))
+            except (KeyboardInterrupt, TaskToolError) as exc:
+                if not isinstance(exc, ItemError):
+                    raise
+                out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - one input's failure
+                out.append(_item_error(exc))
+        return out
+
     def _run_window(self, chunk: list[Item]) -> Iterator[dict]:
         import torch
 
         errors: dict[int, str] = {}
         order = []
-        prepared_all = self.predictor.prepare_many([item.payload for item in chunk])
+        prepared_all = self._prepare(chunk)
         length = self.predictor.length
         for idx, (item, prepared) in enumerate(zip(chunk, prepared_all, strict=True)):
             if isinstance(prepared, ItemError):
@@ -169,7 +226,11 @@ class Engine:
             if idx in errors:
                 record["error"] = errors[idx]
             else:
-                record.update(results[idx])
+                result, problem = _finite_or_error(results[idx])
+                if problem:
+                    self._fail(item, ItemError(problem, "check this input"), errors, idx)
+                    record["error"] = errors[idx]
+                record.update(result)
             yield record
         if self.stop:
             raise Interrupted()
@@ -215,30 +276,53 @@ class Engine:
             torch.set_num_threads(threads)
 
     def _predict(self, batch, results, errors, chunk):
+        """Predict a batch; a failure is narrowed down to the input that causes it (see _narrow)."""
         try:
             outputs = self.predictor.predict([entry[1] for entry in batch])
-        except ItemError as exc:
-            if len(batch) == 1:
-                self._fail(chunk[batch[0][0]], exc, errors, batch[0][0])
-                return
-            for entry in batch:  # isolate the bad item
-                self._predict([entry], results, errors, chunk)
-            return
-        except RuntimeError as exc:
-            if not _is_oom(exc) or len(batch) == 1:
+        except Exception as exc:  # noqa: BLE001 - narrowed down to an input, or re-raised, below
+            if isinstance(exc, TaskToolError) and not isinstance(exc, ItemError):
                 raise
+            self._narrow(batch, exc, results, errors, chunk)
+            return
+        for entry, out in zip(batch, outputs, strict=True):
+            results[entry[0]] = out
+
+    def _narrow(self, batch, exc, results, errors, chunk):
+        """Out of memory (CUDA's or the CPU allocator's words, or MemoryError) halves the batch, down to
+        one item; any other failure retries the batch's items one by one. A failure of one item alone
+        is that item's error (its record under --on-error skip). When every item of a batch fails
+        alone with an unexpected error, the fault is not in the inputs: the run stops with it."""
+        if len(batch) == 1:
+            if _is_oom(exc):
+                _empty_cache()
+            self._fail(chunk[batch[0][0]], _item_error(exc), errors, batch[0][0])
+            return
+        if _is_oom(exc):
             from tasktool.console import warn
 
             _empty_cache()
             half = len(batch) // 2
             warn(
-                f"out of memory on a batch of {len(batch)}: retrying as two batches of {half} and {len(batch) - half}"
+                f"out of memory on a batch of {len(batch)}: "
+                f"retrying as two batches of {half} and {len(batch) - half}"
             )
             self._predict(batch[:half], results, errors, chunk)
             self._predict(batch[half:], results, errors, chunk)
             return
-        for entry, out in zip(batch, outputs, strict=True):
-            results[entry[0]] = out
+        failed = []
+        for entry in batch:
+            try:
+                results[entry[0]] = self.predictor.predict([entry[1]])[0]
+            except Exception as one:  # noqa: BLE001 - this input's failure
+                if isinstance(one, TaskToolError) and not isinstance(one, ItemError):
+                    raise
+                failed.append((entry, one))
+        if len(failed) == len(batch) and not any(isinstance(e, ItemError) for _, e in [(None, exc), *failed]):
+            raise exc
+        for entry, one in failed:
+            if _is_oom(one):
+                _empty_cache()
+            self._fail(chunk[entry[0]], _item_error(one), errors, entry[0])
 
 
 def batch_workers(predictor: Predictor, requested: int | None) -> int:

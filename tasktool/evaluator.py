@@ -18,6 +18,10 @@ from tasktool.errors import ItemError, TaskToolError
 class Evaluator:
     """Engine predictions for a task's examples, scored by the task's metric."""
 
+    # safety switches of this evaluation (`tasktool evaluate --allow-pickle / --trust-remote-code`)
+    allow_pickle = False
+    trust_remote_code = False
+
     def __init__(self, spec, recipe: dict | None = None):
         self.spec = spec
         self.recipe = recipe or {}
@@ -54,7 +58,9 @@ class Evaluator:
     ) -> tuple[dict, list[dict]]:
         from tasktool import runtime
 
-        examples = self.check(examples, runtime.load_config(model_dir))
+        examples = self.check(
+            examples, runtime.load_config(model_dir, trust_remote_code=self.trust_remote_code)
+        )
         records = self.predictions(
             model_dir, [self.payload(ex) for ex in examples], batch_size, device, max_length
         )
@@ -75,6 +81,8 @@ class Evaluator:
             device=device,
             max_length=max_length,
             on_error=self.on_error,
+            allow_pickle=self.allow_pickle,
+            trust_remote_code=self.trust_remote_code,
             **self.infer_options(),
         )
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -29,23 +32,6 @@ class _nothing:
         return False
 
 
-def done_ids(output: Path) -> set:
-    """Ids already written to a (partial) JSON Lines output, for --resume."""
-    from tasktool.io.writers import partial_path
-
-    ids: set = set()
-    for path in (output, partial_path(output)):
-        if not path.exists():
-            continue
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    ids.add(json.dumps(json.loads(line)["id"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a line cut by a kill: its input runs again
-    return ids
-
-
 def run_inference(
     spec,
     opts,
@@ -57,24 +43,56 @@ def run_inference(
     quiet: bool = False,
     smoke: bool = False,
     collect: list | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Run `spec` over the inputs and write records (also into `collect`, when given: the Python API);
-    smoke: a shrunk model and the first few inputs."""
-    from tasktool.distributed import group
-    from tasktool.engine import Engine
-    from tasktool.io.writers import Fanout, check_output_path, open_writers
+    smoke: a shrunk model and the first few inputs.
 
+    Before anything loads: option ranges, the output's folder, an output that would land on an
+    input, a second run on the same output (the lock), and with --resume the partial file's
+    fingerprint. A complete output is replaced by a resume only with `overwrite`."""
+    from tasktool.distributed import group
+    from tasktool.io.outputs import OutputLock, refuse_overlap
+    from tasktool.io.writers import check_output_path
+    from tasktool.options import check_ranges
+
+    check_ranges(opts)
     if output is not None:
         check_output_path(output)
+        refuse_overlap(output, "--output", _input_paths(spec, source, opts))
     if resume and output is None:
-        raise TaskToolError("--resume needs --output FILE.jsonl", "it reads the ids already written there")
-    items = input_items(spec, source, output if resume else None, smoke)
+        raise TaskToolError(
+            "--resume needs --output FILE.jsonl", "it reads the records already written there"
+        )
+    if resume and output.suffix.lower() != ".jsonl":
+        raise TaskToolError("--resume needs a .jsonl --output", "write JSON Lines to resume")
+    procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
+    lock = OutputLock(output).acquire() if output is not None and procs.is_main else None
+    try:
+        count = _run(
+            spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+    procs.close()  # several processes: all done with the group, torn down before interpreter exit
+    return count
+
+
+def _run(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs) -> int:
+    from tasktool.engine import Engine, Interrupted
+    from tasktool.io.writers import Fanout, open_writers
+
+    meta = run_fingerprint(spec, opts, source, smoke) if output is not None and _is_jsonl(output) else None
+    partial = resume_from(output, meta, overwrite) if resume else None
+    if output is not None and not resume and meta is not None:
+        _note_discarded_partial(output)
+    items = input_items(spec, source, partial, smoke, visuals=_visuals_folder(spec, opts), model=opts.model)
     if opts.stream is None:  # one input on a terminal: its tokens are printed as they come
         first = list(itertools.islice(items, 2))
         items = itertools.chain(first, items)
         opts.stream = len(first) == 1 and not quiet and sys.stdout.isatty()
-    procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
-    procs.barrier()  # every process has read the --resume ids before the main one appends
+    procs.barrier()  # every process has read the --resume records before the main one appends
     items = procs.shard(items)
     opts.device = procs.device(opts.device)
     if smoke:
@@ -85,7 +103,9 @@ def run_inference(
     title = f"{spec.name} ({opts.model})"
     # under several processes the main one writes every record
     writer = (
-        open_writers(output, fmt, title, predictor.display, resume=resume) if procs.is_main else Fanout([])
+        open_writers(output, fmt, title, predictor.display, resume=partial is not None, meta=meta)
+        if procs.is_main
+        else Fanout([])
     )
     progress = _progress(quiet or not procs.is_main or bool(opts.stream))  # a bar would cut the stream
     engine = Engine(
@@ -97,7 +117,15 @@ def run_inference(
         on_batch=progress.advance if progress else None,
     )
     records = procs.in_order(engine.run(items), engine.window)
-    count, errors = _write_all(records, writer, engine, progress, collect)
+    try:
+        count, errors = _write_all(records, writer, engine, progress, collect)
+    except Interrupted as exc:
+        if output is not None and output.exists() and _is_jsonl(output):
+            exc.hint = (
+                f"finished records were written to {output.name}.partial; rerun with --resume --overwrite "
+                f"to continue (it replaces the earlier complete {output.name})"
+            )
+        raise
     if errors:
         from tasktool.console import warn
 
@@ -105,12 +133,76 @@ def run_inference(
     return count
 
 
-def input_items(spec, source, resume_from: Path | None, smoke: bool):
-    """The items to run: read errors and empty input surface here, before any model loads; with
-    --resume, the inputs whose ids the output already holds are left out."""
+def _is_jsonl(output: Path) -> bool:
+    return output.suffix.lower() == ".jsonl"
+
+
+# ---------------------------------------------------------------------- what a run reads
+
+
+def _input_paths(spec, source, opts) -> list[tuple[str, str]]:
+    """The inputs an --output must not land on: the input file, a dataset folder, the model folder."""
+    pairs = [("model folder", opts.model or "")]
+    if source.file:
+        pairs.append(("input file", source.file))
+    if source.dataset:
+        pairs.append(("dataset", source.dataset))
+    return pairs
+
+
+def _visuals_folder(spec, opts) -> Path | None:
+    from tasktool.io.kinds import AUDIO, IMAGE
+
+    if not opts.save_visuals or spec.input_kind not in (AUDIO, IMAGE):
+        return None
+    return Path(opts.save_visuals).expanduser()
+
+
+class _VisualsGuard:
+    """--save-visuals writes NAME-INDEX.png pictures: its folder may not be an input folder (or lie
+    inside one: the next run would read the pictures as inputs), the model or dataset folder, nor
+    hold any input file of this run (a picture could replace it)."""
+
+    def __init__(self, folder: Path, source, model: str | None):
+        from tasktool.io.outputs import real, refuse_overlap
+
+        self.folder = folder
+        self.real = real(folder)
+        folders = [("model folder", model or "")]
+        if source.dataset:
+            folders.append(("dataset", source.dataset))
+        for arg in source.texts:
+            if Path(arg).expanduser().is_dir():
+                folders.append(("input folder", arg))
+        refuse_overlap(folder, "--save-visuals", folders)  # pictures are written flat into it
+
+    def check(self, item) -> None:
+        from tasktool.io.outputs import real
+
+        payload = item.payload
+        if isinstance(payload, (str, Path)) and not str(payload).startswith(("http://", "https://")):
+            if real(payload).parent == self.real:
+                raise TaskToolError(
+                    f"--save-visuals '{self.folder}' holds the input '{payload}': a picture written there "
+                    "could replace an input",
+                    "choose a folder of its own for --save-visuals, e.g. --save-visuals visuals/",
+                )
+
+
+def input_items(
+    spec, source, resume_from: Path | None, smoke: bool, visuals: Path | None = None, model: str | None = None
+):
+    """The items to run: read errors, repeated ids and empty input surface here, before any model
+    loads; with --resume, the inputs the partial output already holds (checked one by one: same
+    id, same input, in the same order) are left out."""
     from tasktool.io.inputs import items_for
 
-    items = items_for(spec.input_kind, source)
+    guard = _VisualsGuard(visuals, source, model) if visuals is not None else None
+    if source.file and source.file != "-":
+        # a file can be read twice: the whole of it is checked now, not after hours of inference
+        collections.deque(_checked(items_for(spec.input_kind, source), guard), maxlen=0)
+        guard = None
+    items = _checked(items_for(spec.input_kind, source), guard)
     if smoke:
         from tasktool.tiny.shrink import SMOKE_EXAMPLES
 
@@ -119,10 +211,219 @@ def input_items(spec, source, resume_from: Path | None, smoke: bool):
     if not first:
         raise TaskToolError("no inputs", "give text arguments, --file, --dataset, or pipe lines into stdin")
     items = itertools.chain(first, items)
-    skip = done_ids(resume_from) if resume_from is not None else set()
-    if skip:
-        items = (item for item in items if json.dumps(item.id) not in skip)
+    if resume_from is not None:
+        items = _skip_done(items, resume_from)
     return items
+
+
+def _checked(items, guard=None):
+    """Items whose ids are unique, all given or all row numbers, and never NaN: a repeated id would
+    make two inputs one record in a later --resume or join."""
+    seen: dict[str, int] = {}
+    given_kind = None
+    for n, item in enumerate(items):
+        given = bool(item.meta.get("given_id"))
+        if given_kind is None:
+            given_kind = given
+        elif given != given_kind:
+            first = "have an 'id'" if given_kind else "have no 'id' (their row numbers are their ids)"
+            raise TaskToolError(
+                f"input {n + 1} {'has' if given else 'has no'} an 'id' while the inputs before it {first}",
+                "give every row an id, or none (row numbers are then the ids)",
+            )
+        if isinstance(item.id, float) and not math.isfinite(item.id):
+            raise TaskToolError(f"input {n + 1}: id {item.id!r} is not a valid id", "use a string or number")
+        key = json.dumps(item.id, sort_keys=True, ensure_ascii=False, default=str)
+        if key in seen:
+            raise TaskToolError(
+                f"input {n + 1} repeats the id {item.id!r} of input {seen[key] + 1}",
+                "ids must be unique: fix the id column, or drop it (row numbers are then the ids)",
+            )
+        seen[key] = n
+        if guard is not None:
+            guard.check(item)
+        yield item
+
+
+def _skip_done(items, partial: Path):
+    """Consume the inputs the partial file holds records for, checking each record against its input
+    (id and input, in order); returns the iterator over the rest."""
+    from tasktool.io.records import dumps
+
+    it = iter(items)
+    with open(partial, encoding="utf-8", errors="replace") as fh:
+        lines = iter(fh)
+        for n, line in enumerate(lines, 1):
+            try:
+                if not line.endswith("\n"):
+                    raise ValueError("cut")
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a record")
+            except ValueError:
+                if next(lines, None) is None:
+                    break  # the last line, cut by a kill: its input runs again
+                raise TaskToolError(
+                    f"--resume: line {n} of '{partial}' is not a record", _START_AGAIN
+                ) from None
+            item = next(it, None)
+            if item is None:
+                raise TaskToolError(
+                    f"--resume: '{partial}' holds more records ({n}+) than there are inputs", _START_AGAIN
+                )
+            want = json.loads(dumps({"id": item.id, "input": item.shown()}))
+            if record.get("id") != want["id"] or record.get("input") != want["input"]:
+                raise TaskToolError(
+                    f"--resume: record {n} of '{partial}' (id {record.get('id')!r}) is not the record of "
+                    f"input {n} (id {item.id!r}): the inputs changed since that run",
+                    _START_AGAIN,
+                )
+    return it
+
+
+_START_AGAIN = "run with the inputs of that run, or without --resume to start again"
+
+
+def _note_discarded_partial(output: Path) -> None:
+    from tasktool.io.writers import partial_path
+
+    partial = partial_path(output)
+    if partial.exists():
+        from tasktool.console import warn
+
+        warn(
+            f"starting again: the unfinished '{partial.name}' of an earlier run is discarded (--resume continues it)"
+        )
+
+
+# ---------------------------------------------------------------------- --resume
+
+
+# options that change no record (speed, device placement, safety switches, side outputs)
+_NOT_FINGERPRINTED = {
+    "model",
+    "device",
+    "batch_size",
+    "max_batch_tokens",
+    "workers",
+    "compile",
+    "trust_remote_code",
+    "allow_pickle",
+    "save_visuals",
+    "save_raw",
+}
+
+
+def run_fingerprint(spec, opts, source, smoke: bool) -> dict:
+    """What a run's records depend on, flat and readable ({"--max-length": 128, "input file": ...}):
+    stored beside the partial output, compared by --resume."""
+    from dataclasses import fields
+
+    meta: dict = {"version": 1, "task": spec.name, "smoke": smoke}
+    meta.update(_model_identity(opts.model or spec.default_model, opts.revision))
+    for f in fields(opts):
+        if f.name not in _NOT_FINGERPRINTED and f.name != "revision":
+            meta["--" + f.name.replace("_", "-")] = json.loads(json.dumps(getattr(opts, f.name), default=str))
+    meta.update(_input_identity(source))
+    return json.loads(json.dumps(meta, default=str))
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _model_identity(ref: str, revision: str | None) -> dict:
+    folder = Path(ref).expanduser()
+    if not folder.is_dir():
+        return {"model": ref, "model revision": revision}
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != "README.md":
+            stat = path.stat()
+            files[path.name] = (
+                _digest(path) if stat.st_size < (1 << 20) else f"{stat.st_size}:{stat.st_mtime_ns}"
+            )
+    return {"model": os.path.realpath(folder), "model files": files}
+
+
+def _input_identity(source) -> dict:
+    import hashlib
+
+    def sha(value) -> str:
+        return hashlib.sha256(json.dumps(value, ensure_ascii=True, default=str).encode()).hexdigest()
+
+    meta = {
+        "--column": source.column,
+        "--question/--context": sha([source.question, source.context]),
+        "input format": [source.fmt, source.delimiter],
+    }
+    if source.file and source.file != "-":
+        meta["input file"] = os.path.realpath(source.file)
+        meta["input file contents"] = _digest(Path(source.file))
+    elif source.dataset:
+        meta["--dataset"] = [source.dataset, source.split, source.dataset_config]
+        folder = Path(source.dataset).expanduser()
+        if folder.is_dir():
+            meta["dataset files"] = sha(
+                sorted(
+                    (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                    for p in folder.rglob("*")
+                    if p.is_file()
+                )
+            )
+    elif source.texts and source.texts != ("-",):
+        meta["input arguments"] = sha(list(source.texts))
+    else:
+        meta["input"] = "stdin"  # its records are checked one by one against the partial output
+    return meta
+
+
+def resume_from(output: Path, meta: dict, overwrite: bool) -> Path | None:
+    """The partial output --resume continues (None: there is none, start from the first input).
+
+    Only NAME.partial is trusted, and only when its fingerprint matches this run; a complete NAME is
+    never read, and never replaced by a resume without --overwrite."""
+    from tasktool.io.writers import meta_path, partial_path
+
+    partial = partial_path(output)
+    if not partial.exists():
+        if output.exists() and not overwrite:
+            raise TaskToolError(
+                f"--resume: '{output}' is complete; there is no unfinished run to continue",
+                "pass --overwrite to run it again from the start, or choose another --output",
+            )
+        from tasktool.console import info
+
+        info(f"--resume: no unfinished '{partial.name}': starting from the first input")
+        return None
+    if output.exists() and not overwrite:
+        raise TaskToolError(
+            f"--resume would replace '{output}', the complete output of an earlier run, when it finishes",
+            "pass --overwrite to allow that, or move the complete file away first",
+        )
+    try:
+        saved = json.loads(meta_path(output).read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        raise TaskToolError(
+            f"--resume: '{partial}' has no fingerprint ({meta_path(output).name}), so it cannot be checked "
+            "against these inputs and options",
+            "run without --resume to start again",
+        ) from None
+    changed = [key for key in meta if key != "version" and saved.get(key) != meta[key]]
+    if saved.get("version") != meta["version"] or changed:
+        raise TaskToolError(
+            f"--resume: '{partial}' was written for other inputs or options ({', '.join(changed) or 'version'})",
+            "rerun with the inputs and options of that run, or without --resume to start again",
+        )
+    return partial
 
 
 def _write_all(records, writer, engine, progress, collect: list | None) -> tuple[int, int]:

@@ -70,3 +70,64 @@ class InferOptions:
         if self.repetition_penalty is not None:
             kwargs["repetition_penalty"] = self.repetition_penalty
         return kwargs
+
+
+# option -> (lowest, lowest allowed?, highest, highest allowed?); None: no bound. Checked before any
+# model loads, so `--top-k 0` is a usage error naming the range, never a silent default or a library
+# error halfway through a run.
+RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "batch_size": (1, True, None, False),
+    "max_batch_tokens": (1, True, None, False),
+    "workers": (1, True, None, False),
+    "max_length": (1, True, None, False),
+    "top_k": (1, True, None, False),
+    "max_new_tokens": (1, True, None, False),
+    "num_beams": (1, True, None, False),
+    "temperature": (0, False, None, False),
+    "top_p": (0, False, 1, True),
+    "stride": (0, True, None, False),
+    "max_answer_length": (1, True, None, False),
+    "threshold": (0, True, 1, True),
+    "chunk_length": (0, False, None, False),
+}
+
+
+def describe_range(low, low_in: bool, high, high_in: bool) -> str:
+    """'at least 1', 'greater than 0', 'between 0 and 1', 'in (0, 1]'."""
+    if high is None:
+        return f"at least {low:g}" if low_in else f"greater than {low:g}"
+    if low is None:
+        return f"at most {high:g}" if high_in else f"less than {high:g}"
+    if low_in and high_in:
+        return f"between {low:g} and {high:g}"
+    if not low_in and not high_in:
+        return f"between {low:g} and {high:g}, both excluded"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def in_range(value, low, low_in: bool, high, high_in: bool) -> bool:
+    if low is not None and (value < low or (value == low and not low_in)):
+        return False
+    return not (high is not None and (value > high or (value == high and not high_in)))
+
+
+def check_ranges(opts: InferOptions) -> None:
+    """Every numeric infer option inside its valid range (a usage error otherwise, exit 2)."""
+    import math
+
+    from tasktool.errors import TaskToolError
+
+    for name, bounds in RANGES.items():
+        value = getattr(opts, name, None)
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TaskToolError(
+                f"{flag} must be a number, got {value!r}", f"{flag} must be {describe_range(*bounds)}"
+            )
+        if not in_range(value, *bounds):
+            raise TaskToolError(
+                f"{flag} must be {describe_range(*bounds)}, got {value:g}",
+                f"pass a value {describe_range(*bounds)}",
+            )

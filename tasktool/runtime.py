@@ -7,6 +7,7 @@ folder without weights becomes a TaskToolError that says what to do.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 from pathlib import Path
@@ -51,7 +52,10 @@ def hub_errors(ref: str, what: str = "model"):
         if "custom code" in text or "trust_remote_code" in text:
             raise TaskToolError(
                 f"{what} '{ref}' needs its own Python code to load, and tasktool does not run it by default",
-                "read that code, then pass --trust-remote-code if you trust it",
+                "read that code, then pass --trust-remote-code if you trust it"
+                if offers("--trust-remote-code")
+                else "this command never runs model code, trusted or not: use a model that transformers "
+                "supports natively",
             ) from exc
         if not local and (offline() or "offline" in text.lower() or "connect" in text.lower()):
             raise TaskToolError(
@@ -144,23 +148,129 @@ def check_compatible(spec, config, ref: str) -> bool:
 
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.ckpt")
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+# The safety flags the running command offers; hints name a flag only where the user can pass it
+# (`finetune` loads safetensors only and runs no model code: its hints say so instead).
+_OFFERED: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "offered_flags", default=frozenset({"--allow-pickle", "--trust-remote-code"})
+)
+
+
+@contextlib.contextmanager
+def offering(*flags: str):
+    """Within this block, hints name only these safety flags (the ones the command accepts)."""
+    token = _OFFERED.set(frozenset(flags))
+    try:
+        yield
+    finally:
+        _OFFERED.reset(token)
+
+
+def offers(flag: str) -> bool:
+    return flag in _OFFERED.get()
+
+
+def weight_file(folder: Path) -> str | None:
+    """The weight file transformers' from_pretrained loads from a local folder, in its own order:
+    config.json's `transformers_weights`, model.safetensors, its sharded index, then pickle files
+    (pytorch_model.bin, its index). A stray `*.safetensors` elsewhere in the folder is never loaded."""
+    try:
+        import json
+
+        explicit = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(
+            "transformers_weights"
+        )
+    except (OSError, ValueError, AttributeError):
+        explicit = None
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    for name in (*SAFE_WEIGHTS, *PICKLE_WEIGHTS):
+        if (folder / name).is_file():
+            return name
+    return None
 
 
 def check_weights_safe(ref: str, allow_pickle: bool) -> dict:
-    """safetensors by default: pickle weights can run code when loaded, so they need --allow-pickle."""
+    """safetensors by default: pickle weights can run code when loaded, so they need --allow-pickle.
+
+    Decided on the file transformers will actually load (`weight_file`); without --allow-pickle,
+    from_pretrained is also told to load safetensors only, so no other file can slip through."""
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        return {} if allow_pickle else {"use_safetensors": True}
+    chosen = weight_file(path)
+    if chosen and chosen.endswith((".safetensors", ".safetensors.index.json")):
+        check_safetensors(path, chosen)
     if allow_pickle:
         return {}
-    path = Path(ref)
-    if path.is_dir():
-        has_safe = any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").exists()
-        pickled = [name for name in PICKLE_WEIGHTS if (path / name).exists()]
-        if pickled and not has_safe:
-            raise TaskToolError(
-                f"model folder '{ref}' holds pickle weights ({pickled[0]}), which can run code when loaded",
-                "convert them to safetensors, or pass --allow-pickle if you trust their source",
-            )
-        return {}
+    if chosen and not chosen.endswith((".safetensors", ".safetensors.index.json")):
+        hint = (
+            "convert them to safetensors, or pass --allow-pickle if you trust their source"
+            if offers("--allow-pickle")
+            else "convert them to safetensors (this command loads safetensors weights only)"
+        )
+        raise TaskToolError(
+            f"model folder '{ref}' holds pickle weights ({chosen}), which can run code when loaded", hint
+        )
     return {"use_safetensors": True}
+
+
+def check_safetensors(folder: Path, chosen: str) -> None:
+    """A truncated or corrupt safetensors file is named here (safetensors' own error names no file):
+    the header must be JSON of a sane size and every tensor must lie inside the file."""
+    import json
+
+    files = [chosen]
+    if chosen.endswith(".index.json"):
+        try:
+            index = json.loads((folder / chosen).read_text(encoding="utf-8"))
+            files = sorted(set(index["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TaskToolError(
+                f"'{folder / chosen}' is not a valid safetensors index", "re-save the model"
+            ) from exc
+    for name in files:
+        path = folder / name
+        problem = _safetensors_problem(path)
+        if problem:
+            raise TaskToolError(
+                f"weights file '{path}' is {problem}",
+                "re-save or re-download the model (a copy cut short leaves such a file)",
+            )
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    import json
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return "truncated (no header)"
+            (length,) = struct.unpack("<Q", head)
+            if length > min(size - 8, 100_000_000):
+                return "corrupt or truncated (its header runs past the end of the file)"
+            header = json.loads(fh.read(length))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "corrupt (its header is not valid safetensors)"
+    if not isinstance(header, dict):
+        return "corrupt (its header is not valid safetensors)"
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            end = max(end, int(entry["data_offsets"][1]))
+        except (KeyError, TypeError, ValueError, IndexError):
+            return "corrupt (a tensor entry has no data offsets)"
+    if 8 + length + end > size:
+        return f"truncated ({size} bytes, its tensors need {8 + length + end})"
+    return None
 
 
 def load_model(
@@ -324,8 +434,62 @@ def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs
     if adapter is not None and not any((Path(ref).expanduser() / n).exists() for n in TOKENIZER_FILES):
         ref, revision = adapter_base(ref, adapter), adapter.get("revision")  # an adapter saved without one
     with hub_errors(ref, "tokenizer"):
-        return AutoTokenizer.from_pretrained(
+        tokenizer = AutoTokenizer.from_pretrained(
             ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
+        )
+    check_tokenizer(tokenizer, ref)
+    return tokenizer
+
+
+# what a tokenizer is saved as (fast, WordPiece, BPE, SentencePiece, tiktoken); a folder with none of
+# them still "loads", as a tokenizer that knows only [UNK], [CLS], ... so every word would be [UNK]
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "source.spm",
+    "special_tokens_map.json",
+)
+
+
+def check_tokenizer(tokenizer, ref: str) -> None:
+    """Refuse a tokenizer that could not have come from files: a local folder without any tokenizer
+    file, or a tokenizer whose every token is a special token."""
+    folder = Path(ref).expanduser()
+    missing = (
+        folder.is_dir()
+        and not any((folder / name).is_file() for name in TOKENIZER_FILES)
+        and not any(folder.glob("*.tiktoken"))
+    )
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        size = None
+    if missing or (size is not None and size <= len(specials)):
+        raise TaskToolError(
+            f"model folder '{ref}' has no tokenizer files (the tokenizer loaded from it knows "
+            f"{size} tokens, all special: every word would be unknown)",
+            "copy tokenizer.json and tokenizer_config.json (or vocab.txt) from the base model into the folder",
+        )
+
+
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def check_processor_file(ref: str, what: str) -> None:
+    """A local model folder must hold its image processor / feature extractor settings: without them
+    the inputs would be resized and normalised in a way the model never saw (or not load at all)."""
+    folder = Path(ref).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        raise TaskToolError(
+            f"model folder '{ref}' has no {what} settings ({PROCESSOR_FILES[0]})",
+            f"copy {PROCESSOR_FILES[0]} from the base model into the folder",
         )
 
 
@@ -334,9 +498,13 @@ def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs
 
     ref = check_model_ref(ref)
     with hub_errors(ref, "processor"):
-        return AutoProcessor.from_pretrained(
+        processor = AutoProcessor.from_pretrained(
             ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
         )
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is not None:
+        check_tokenizer(tokenizer, ref)
+    return processor
 
 
 def offline_base_model() -> str | None:
@@ -356,7 +524,6 @@ def offline_base_model() -> str | None:
 # ---------------------------------------------------------------------- adapters, placement, quantization
 
 ADAPTER_CONFIG = "adapter_config.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
 QUANTIZATIONS = ("4bit", "8bit")
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,11 @@ def _free_port() -> int:
 
 
 def _launch(*args, processes: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """accelerate launch; each process's stderr also goes to its own file (--tee 2 --log_dir), and
+    PYTHONFAULTHANDLER makes a process killed by a signal print every thread's Python stack there."""
+    import tempfile
+
+    log_dir = Path(tempfile.mkdtemp(prefix="tasktool-launch-"))
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -40,6 +47,7 @@ def _launch(*args, processes: int = 2, timeout: int = 300) -> subprocess.Complet
         "OMP_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONPATH": str(ROOT),
+        "PYTHONFAULTHANDLER": "1",
     }
     cmd = [
         str(ACCELERATE),
@@ -55,9 +63,26 @@ def _launch(*args, processes: int = 2, timeout: int = 300) -> subprocess.Complet
         "no",
         "--main_process_port",
         str(_free_port()),
+        "--tee",
+        "2",
+        "--log_dir",
+        str(log_dir),
         *map(str, args),
     ]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    result.log_dir = log_dir
+    weakref.finalize(result, shutil.rmtree, log_dir, True)  # kept while the test can still report it
+    return result
+
+
+def _why(result: subprocess.CompletedProcess) -> str:
+    """Everything a failed launch said: the launcher's stderr, then each process's stderr in full
+    (a rank that dies of a signal leaves its last words in its own file, not at the launcher's end)."""
+    parts = [f"launcher exit code {result.returncode}; launcher stderr:\n{result.stderr}"]
+    for log in sorted(Path(result.log_dir).rglob("stderr.log")):
+        rank = log.parent.name
+        parts.append(f"----- rank {rank} stderr ({log}) -----\n{log.read_text(errors='replace')}")
+    return "\n".join(parts)
 
 
 def _write_inputs(path: Path, n: int) -> list[str]:
@@ -84,7 +109,7 @@ def test_launch_starts_two_processes_that_join_one_group(tmp_path):
         "g = group()\nPath(sys.argv[1], f'rank{g.rank}').write_text(f'{g.rank} {g.size}')\n"
     )
     result = _launch(script, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, _why(result)
     assert sorted(p.read_text() for p in tmp_path.glob("rank*")) == ["0 2", "1 2"]
 
 
@@ -107,7 +132,7 @@ def test_two_process_infer_writes_one_record_per_input_in_input_order(tiny, tmp_
         "--batch-size",
         "4",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, _why(result)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in records] == ids
     assert all(r["label"] in ("NEG", "POS") for r in records)
@@ -163,7 +188,7 @@ def test_two_process_infer_prints_each_record_once_on_stdout_and_keeps_bad_items
         "--batch-size",
         "2",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, _why(result)
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["id"] for r in records] == list(range(9))
     assert "error" in records[5] and all("error" not in r for i, r in enumerate(records) if i != 5)
@@ -225,7 +250,7 @@ def test_two_process_finetune_trains_with_ddp_and_saves_one_model_that_loads(tin
         "save_total_limit=1",
         "micro_batches=2",  # length-sorted halves under DDP: one gradient reduction per step
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, _why(result)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     summary = json.loads((out / "metrics.json").read_text())
     # 32 training rows (20% held out), 4 per process and step, 2 processes: 4 steps, logged once each

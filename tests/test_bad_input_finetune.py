@@ -461,10 +461,11 @@ def test_finetune_does_not_run_remote_code_without_the_flag(cli, cls_model, tmp_
 
 
 def test_only_a_runs_own_held_out_split_may_name_files_outside_its_folder(tmp_path):
-    """eval.jsonl saved by finetune next to metrics.json keeps the training data's own paths."""
+    """eval.jsonl saved by finetune next to metrics.json keeps the training data's own paths; a
+    metrics.json anyone could write beside a manifest is not enough (the run signs the split)."""
     from tasktool.errors import TaskToolError
     from tasktool.io.kinds import IMAGE
-    from tasktool.io.media import read_examples
+    from tasktool.io.media import read_examples, sign_held_out
     from tasktool.io.readers import Source
 
     images = samples.write_image_classes(tmp_path / "data", per_class=1)
@@ -475,4 +476,8 @@ def test_only_a_runs_own_held_out_split_may_name_files_outside_its_folder(tmp_pa
     with pytest.raises(TaskToolError, match="absolute path"):
         read_examples(Source(str(model / "eval.jsonl")), IMAGE, "label")
     (model / "metrics.json").write_text(json.dumps({"eval_data": "eval.jsonl"}))
+    with pytest.raises(TaskToolError, match="absolute path"):
+        read_examples(Source(str(model / "eval.jsonl")), IMAGE, "label")
+    signed = {"eval_data": "eval.jsonl", "eval_data_signature": sign_held_out(model / "eval.jsonl")}
+    (model / "metrics.json").write_text(json.dumps(signed))
     assert len(read_examples(Source(str(model / "eval.jsonl")), IMAGE, "label")) == 2

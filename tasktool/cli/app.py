@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         render_error(
-            f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)".replace("[", "\\[")
+            f"{type(exc).__name__}: {text} (rerun as `tasktool --debug ...` or with TASKTOOL_DEBUG=1 "
+            "for the traceback)".replace("[", "\\[")
         )
         sys.exit(FAILURE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from tasktool.cli.common import (
     LabelCol,
     ModelOpt,
     PathCol,
+    PickleOpt,
     QuestionCol,
     SourceCol,
     TagsCol,
@@ -21,6 +23,7 @@ from tasktool.cli.common import (
     TextPairCol,
     TokensCol,
     TranscriptionCol,
+    TrustOpt,
     column_map,
     option,
 )
@@ -83,35 +86,85 @@ def evaluate(
     allow_absolute_paths: OutsideOpt = False,
     smoke: SmokeOpt = False,
     chat_template: ChatTemplateOpt = None,
+    allow_pickle: PickleOpt = False,
+    trust_remote_code: TrustOpt = False,
 ):
     import json
 
     from tasktool import api
+    from tasktool.io.records import record_jsonable, to_jsonable, valid_text
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
-    metrics, records = api.evaluate(
-        spec.name,
-        model,
-        data,
-        dataset=dataset,
-        split=split,
-        batch_size=batch_size,
-        device=device,
-        columns=column_map(locals()),
-        strict=strict,
-        allow_absolute_paths=allow_absolute_paths,
-        smoke=smoke,
-        return_predictions=True,
-        chat_template=chat_template,
+    columns = column_map(locals())
+    # the output paths are checked (and locked) before the evaluation, not after it
+    locks = _claim_outputs(
+        {"--output": output, "--predictions": predictions},
+        [("data", data), ("dataset", dataset), ("model folder", model)],
     )
-    if output:
-        _atomic_write(output, json.dumps(metrics, indent=2) + "\n")
-    if predictions:
-        _atomic_write(
-            predictions, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    try:
+        metrics, records = api.evaluate(
+            spec.name,
+            model,
+            data,
+            dataset=dataset,
+            split=split,
+            batch_size=batch_size,
+            device=device,
+            columns=columns,
+            strict=strict,
+            allow_absolute_paths=allow_absolute_paths,
+            smoke=smoke,
+            return_predictions=True,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+            chat_template=chat_template,
         )
+        if output:  # JSON has no NaN: a metric that is not a number is written as null
+            _atomic_write(output, json.dumps(to_jsonable(metrics, digits=None), indent=2) + "\n")
+        if predictions:
+            _atomic_write(
+                predictions,
+                "".join(
+                    valid_text(json.dumps(record_jsonable(r), ensure_ascii=False, default=str)) + "\n"
+                    for r in records
+                ),
+            )
+    finally:
+        for lock in locks:
+            lock.release()
     show_metrics(metrics, f"{spec.name}: {model or spec.default_model} on {data or dataset}")
+
+
+def _claim_outputs(outputs: dict, inputs: list) -> list:
+    """Check each output path (its folder, not an input, not the other output) and lock it."""
+    from tasktool.errors import TaskToolError
+    from tasktool.io.outputs import OutputLock, real, refuse_overlap
+
+    given = {flag: Path(path) for flag, path in outputs.items() if path}
+    if len(given) == 2 and real(given["--output"]) == real(given["--predictions"]):
+        raise TaskToolError("--output and --predictions name the same file", "give each its own file")
+    for flag, path in given.items():
+        if path.is_dir():
+            raise TaskToolError(f"{flag} '{path}' is a folder", "give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TaskToolError(
+                f"cannot create the folder of {flag} '{path}': {exc.strerror}", f"choose another {flag}"
+            ) from exc
+        if not os.access(path.parent, os.W_OK):
+            raise TaskToolError(f"the folder of {flag} '{path}' is not writable", f"choose another {flag}")
+        refuse_overlap(path, flag, inputs)
+    locks = []
+    try:
+        for flag, path in given.items():
+            locks.append(OutputLock(path, flag).acquire())
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -126,15 +179,17 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def show_metrics(metrics: dict, title: str) -> None:
-    """The metrics as a two-column table on stdout."""
+    """The metrics as a two-column table on stdout (names and paths shown as written, never read as
+    rich markup)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(Text(str(key)), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
     Console(soft_wrap=True).print(table)
 
 

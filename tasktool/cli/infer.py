@@ -66,7 +66,15 @@ DatasetOpt = option(str | None, "Dataset: a save_to_disk folder or a Hub name.",
 SplitOpt = option(str, "Dataset split.", G_IN)
 QuestionOpt = option(str | None, "QA: the question (inputs are contexts).", G_IN)
 ContextOpt = option(str | None, "QA: the context (inputs are questions).", G_IN)
-ResumeOpt = option(bool, "Skip inputs whose ids --output (.jsonl) already holds; append the rest.", G_OUT)
+ResumeOpt = option(
+    bool,
+    "Continue an interrupted run: check --output's .partial file against these inputs and options, "
+    "skip the inputs it holds, append the rest.",
+    G_OUT,
+)
+OverwriteOpt = option(
+    bool, "Let --resume replace a complete --output of an earlier run (never done without it).", G_OUT
+)
 OnErrorOpt = option(str, "raise: stop at a bad input; skip: write an error record and go on.", G_OUT)
 VisualsOpt = option(str | None, "Vision: write pictures of the results (boxes, masks, maps) to DIR.", G_OUT)
 RawOpt = option(
@@ -142,6 +150,7 @@ def infer(
     output: OutputOpt = None,
     fmt: FormatOpt = "auto",
     resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
     on_error: OnErrorOpt = "raise",
     save_visuals: VisualsOpt = None,
     save_raw: RawOpt = False,
@@ -214,4 +223,4 @@ def infer(
         allow_absolute_paths=allow_absolute_paths,
     )
     output = Path(output) if output else None
-    run_inference(spec, opts, source, output, fmt, resume, on_error, quiet, smoke)
+    run_inference(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, overwrite=overwrite)

@@ -90,7 +90,14 @@ def load_audio(path_or_url: str, sampling_rate: int) -> np.ndarray:
             raise _fail(path_or_url, exc) from exc
         if data.shape[0] == 0:
             raise ItemError(f"cannot decode audio '{_name(path_or_url)}': it holds no samples")
+        _check_finite(data, path_or_url)
         return resample(_mono(data), sr, sampling_rate)
+
+
+def _check_finite(samples: np.ndarray, path) -> None:
+    """Float recordings can hold NaN/Infinity samples; a model fed them answers NaN."""
+    if not np.isfinite(samples).all():
+        raise ItemError(f"audio '{_name(path)}' holds NaN or infinite samples", "re-export the recording")
 
 
 def iter_audio_blocks(path: str, sampling_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
@@ -108,6 +115,7 @@ def iter_audio_blocks(path: str, sampling_rate: int, block_seconds: float = 10.0
 
                 stream = soxr.ResampleStream(sr, sampling_rate, 1, dtype="float32", quality="HQ")
             for block in fh.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
+                _check_finite(block, path)
                 mono = _mono(block)
                 out = stream.resample_chunk(mono, last=False) if stream else mono
                 if out.size:

@@ -54,3 +54,18 @@ def field(row: dict, column: str):
     for part in column.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def as_text(value) -> str:
+    """A cell read as text: strings as they are, anything else as the JSON it was written as (5, 2.5,
+    true, {"a": 1}), never as a Python repr ("True", "{'a': 1}"); a missing value is ""."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
-from tasktool.io.columns import field, pick
+from tasktool.io.columns import as_text, field, pick
 from tasktool.io.kinds import AUDIO, IMAGE, PAIR
 from tasktool.io.media import PATH_COLUMNS, expand, manifest_path
 from tasktool.io.readers import read_rows, read_stream, stream_dataset
@@ -61,6 +61,13 @@ def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
         yield given, row
 
 
+def _item(n: int, given, payload) -> Item:
+    """An Item whose id is the row's own `id` (marked as given) or else its row number."""
+    if given is None:
+        return Item(n, payload)
+    return Item(given, payload, meta={"given_id": True})
+
+
 def text_items(spec: InputSpec) -> Iterator[Item]:
     """One text per row; a conversation (a list of {role, content} messages, e.g. a `messages` column)
     passes through as that list, shown by its last message."""
@@ -73,12 +80,11 @@ def text_items(spec: InputSpec) -> Iterator[Item]:
             value = row
         if is_conversation(value):
             last = value[-1].get("content")
-            yield Item(
-                n if given is None else given, list(value), display=last if isinstance(last, str) else None
-            )
+            item = _item(n, given, list(value))
+            item.display = last if isinstance(last, str) else None
+            yield item
             continue
-        text = "" if value is None else str(value)
-        yield Item(n if given is None else given, text)
+        yield _item(n, given, as_text(value))
 
 
 def is_conversation(value) -> bool:
@@ -114,12 +120,11 @@ def pair_items(spec: InputSpec) -> Iterator[Item]:
                 "give --context with questions as arguments, --question with contexts, "
                 "or a file with question/context columns",
             )
-        yield Item(n if given is None else given, payload)
+        yield _item(n, given, payload)
 
 
 def _text(row: dict, column: str) -> str:
-    value = field(row, column)
-    return "" if value is None else str(value)
+    return as_text(field(row, column))
 
 
 def media_items(kind: str, spec: InputSpec) -> Iterator[Item]:
@@ -135,7 +140,7 @@ def media_items(kind: str, spec: InputSpec) -> Iterator[Item]:
             value = field(row, column)
             if isinstance(value, dict):
                 value = value.get("path") or value
-            yield Item(n if given is None else given, value)
+            yield _item(n, given, value)
             n += 1
         return
     for arg in spec.texts:
@@ -156,9 +161,7 @@ def _manifest_items(spec: InputSpec) -> Iterator[Item]:
         if isinstance(value, dict) and "path" in value:  # datasets' Audio/Image(decode=False)
             value = value["path"]
         where = f"{spec.file}, row {n + 1}"
-        yield Item(
-            n if given is None else given, manifest_path(str(value), base, where, spec.allow_absolute_paths)
-        )
+        yield _item(n, given, manifest_path(as_text(value), base, where, spec.allow_absolute_paths))
 
 
 def items_for(kind: str, spec: InputSpec) -> Iterator[Item]:

@@ -23,6 +23,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 ALLOW_FLAG = "--allow-absolute-paths"
 METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.tsv", "metadata.json", "metadata.parquet")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+# files a model folder or a run's output holds, and a class folder of media never does
+MODEL_MARKERS = ("config.json", "metrics.json", "model.safetensors", "train_log.jsonl")
 PATH_COLUMNS = (
     "file_name",
     "path",
@@ -88,7 +90,8 @@ def manifest_path(value: str, base: Path, where: str, allow_outside: bool = Fals
     """A manifest's file entry, resolved against the manifest's folder.
 
     A shared manifest must not reach files outside its own folder (`../../etc/passwd`, `/home/...`):
-    absolute paths and `..` that climb out are refused unless the user passes --allow-absolute-paths.
+    absolute paths, `..` that climb out, and symlinks that lead out (paths are compared after
+    `realpath`) are refused unless the user passes --allow-absolute-paths.
     URLs pass through (they are fetched, not read from disk).
     """
     if value.startswith(("http://", "https://")):
@@ -101,8 +104,8 @@ def manifest_path(value: str, base: Path, where: str, allow_outside: bool = Fals
                 f"give paths relative to '{base}', or pass {ALLOW_FLAG} to allow it",
             )
         return str(path)
-    joined = os.path.normpath(base / path)
-    root = os.path.normpath(base)
+    joined = os.path.realpath(base / path)
+    root = os.path.realpath(base)
     if not allow_outside and os.path.commonpath([root, joined]) != root:
         raise TaskToolError(
             f"{where}: path '{value}' points outside the manifest's folder '{base}'",
@@ -189,18 +192,63 @@ def read_examples(
 
 
 def _held_out_split(path: Path) -> bool:
-    """The held-out split a fine-tuning run saved next to its model (metrics.json names it).
+    """The held-out split a fine-tuning run of THIS user saved next to its model.
 
     Its paths are those of the training data, wherever that lives, so `tasktool evaluate` on it
-    works without --allow-absolute-paths.
+    works without --allow-absolute-paths. No file beside a manifest can switch the check off: the
+    run records an HMAC of the split's bytes in metrics.json, keyed with a secret that never leaves
+    this user's cache folder (`trust.key`, mode 0600), so a manifest someone else wrote (or edited
+    since) is checked like any other. A model folder copied from another machine needs the flag.
     """
+    import hmac
     import json
 
     try:
         summary = json.loads((path.parent / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(summary, dict) and summary.get("eval_data") == path.name
+    if not isinstance(summary, dict) or summary.get("eval_data") != path.name:
+        return False
+    claimed = summary.get("eval_data_signature")
+    expected = sign_held_out(path, create_key=False)
+    return isinstance(claimed, str) and expected is not None and hmac.compare_digest(claimed, expected)
+
+
+def _trust_key(create: bool) -> bytes | None:
+    """This user's secret for signing held-out splits (created once, readable by the user alone)."""
+    key_path = media_cache().parent / "trust.key"
+    try:
+        return bytes.fromhex(key_path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        if not create:
+            return None
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(os.urandom(32).hex() + "\n")
+    except FileExistsError:
+        pass  # another run created it first
+    except OSError:
+        return None
+    try:
+        return bytes.fromhex(key_path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def sign_held_out(path: Path, create_key: bool = True) -> str | None:
+    """The HMAC-SHA256 of a held-out split's bytes under this user's key (None: no key available)."""
+    import hmac
+
+    key = _trust_key(create_key)
+    if key is None:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return hmac.new(key, b"tasktool held-out split\0" + data, hashlib.sha256).hexdigest()
 
 
 def _manifest_rows(path: Path) -> list[dict]:
@@ -216,6 +264,12 @@ def _label_folders(folder: Path, kind: str, source: Source) -> list[dict]:
     """One sub-folder per label; every media file inside it (recursively) is an example."""
     examples = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        marker = next((sub / m for m in MODEL_MARKERS if (sub / m).is_file()), None)
+        if marker is not None:  # e.g. an --output-dir put inside the data: its pictures are no class
+            raise TaskToolError(
+                f"'{sub}' holds a model or run output ({marker.name}), not {kind} files of a label",
+                f"move it out of '{source.path}': every sub-folder there is read as a label",
+            )
         files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in suffixes_for(kind))
         examples += [
             {"path": str(f), "label": sub.name, "_where": f"{source.name}: {sub.name}/{f.name}"}

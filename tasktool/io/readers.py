@@ -81,12 +81,49 @@ def read_rows(path: str | Path, fmt: str | None = None, delimiter: str | None = 
 
 
 def _table_rows(path: Path, delimiter: str) -> Iterator[dict]:
+    """CSV/TSV rows with RFC 4180 quoting, strictly: an unclosed quote, text after a closing quote,
+    or a row with more or fewer cells than the header is an error naming the line, never rows
+    merged or cut without a word. In a TSV, a cell holding both a tab and a line break is a stray
+    quote that swallowed the lines after it (a writer that quotes such a cell is very rare)."""
+    tsv = delimiter == "\t"
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        if not reader.fieldnames:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        header = next(reader, None)
+        if not header:
             return
-        for row in reader:
-            yield {k: v for k, v in row.items() if k is not None}
+        last = reader.line_num
+        for row in _rows_naming_the_line(reader, path):
+            first, last = last + 1, reader.line_num
+            if not row:
+                continue  # a blank line
+            if tsv and any("\t" in cell and ("\n" in cell or "\r" in cell) for cell in row):
+                raise TaskToolError(
+                    f"{path}, lines {first}-{last}: one cell runs over {last - first + 1} lines "
+                    "(a quote opens it and the tabs and line breaks after it became part of it)",
+                    "remove the stray quote, or quote the whole cell and double the quotes inside it",
+                )
+            if len(row) != len(header):
+                lines = f"line {last}" if first == last else f"lines {first}-{last}"
+                raise TaskToolError(
+                    f"{path}, {lines}: {len(row)} cells, but the header has {len(header)}",
+                    "check the delimiter and quoting of that row",
+                )
+            yield dict(zip(header, row, strict=True))
+
+
+def _rows_naming_the_line(reader, path: Path) -> Iterator[list[str]]:
+    """The csv module's rows; its parse errors say which line they met."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise TaskToolError(
+                f"{path}, line {reader.line_num}: cannot parse it ({exc})",
+                "check the delimiter and quoting of that row",
+            ) from exc
+        yield row
 
 
 def _parquet_rows(path: Path) -> Iterator[dict]:
@@ -155,9 +192,21 @@ def _squad_rows(articles: list[dict]) -> Iterator[dict]:
                 }
 
 
+def _lenient(stream):
+    """Stdin decoded line by line: bytes that are not UTF-8 become lone surrogates (surrogateescape)
+    instead of ending the run, so that one bad line is one bad input (an error record with
+    --on-error skip)."""
+    import io
+
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        return stream
+    return io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape", newline=None)
+
+
 def read_stream(stream) -> Iterator[dict | str]:
     """Stdin: JSON Lines when every line is an object, otherwise one text a line."""
-    for n, line in enumerate(stream, 1):
+    for n, line in enumerate(_lenient(stream), 1):
         line = line.rstrip("\r\n")
         if n == 1:
             line = line.lstrip("\ufeff")

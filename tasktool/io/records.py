@@ -26,24 +26,65 @@ class Item:
         return self.payload if self.display is None else self.display
 
 
-def to_jsonable(value):
+def to_jsonable(value, digits: int | None = 6):
+    """Plain JSON values: arrays become lists, floats are rounded to `digits` (None: kept exact), and
+    NaN/Infinity become None (JSON has no such numbers; strict parsers reject them)."""
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, digits) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        return to_jsonable(value.item())
+        return to_jsonable(value.item(), digits)
     if hasattr(value, "tolist"):
-        return to_jsonable(value.tolist())
+        return to_jsonable(value.tolist(), digits)
     if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        return value if digits is None else round(value, digits)
     if isinstance(value, Path):
         return str(value)
     return value
 
 
+def record_jsonable(record: dict) -> dict:
+    """A record as plain JSON: result floats rounded, but the id exactly as read (ids are keys, not
+    measurements: 0.1234567 and 0.1234568 must stay two ids)."""
+    out = to_jsonable(record)
+    if "id" in record:
+        out["id"] = to_jsonable(record["id"], digits=None)
+    return out
+
+
+def non_finite(value, where: str = "") -> list[str]:
+    """Paths of the NaN/Infinity numbers in a result (["score", "labels[2].score"]), to report them."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += non_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found += non_finite(v, f"{where}[{i}]")
+    elif hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        found += non_finite(value.item(), where)
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        found += non_finite(value.tolist(), where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        found.append(where or "value")
+    return found
+
+
+def valid_text(text: str) -> str:
+    """`text` as encodable Unicode: a lone surrogate (undecodable input bytes, a broken JSON escape)
+    becomes U+FFFD, so the output file stays valid UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def dumps(record: dict) -> str:
-    return json.dumps(to_jsonable(record), ensure_ascii=False)
+    return valid_text(json.dumps(record_jsonable(record), ensure_ascii=False, allow_nan=False))
 
 
 def short(value, width: int = 80) -> str:

@@ -2,7 +2,10 @@
 
 File outputs are written under a temporary name and renamed when complete, so a file that
 looks complete is complete. JSON Lines are flushed record by record (to `NAME.partial` while
-running) so an interrupted run keeps every finished record.
+running) so an interrupted run keeps every finished record; `NAME.partial.meta` beside it holds
+the fingerprint of the run's inputs and options, which --resume checks before appending.
+CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a
+leading apostrophe.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
-from tasktool.io.records import dumps, short, to_jsonable
+from tasktool.io.records import dumps, record_jsonable, short, valid_text
 
 FORMATS = ("auto", "table", "jsonl", "json", "csv")
 
@@ -51,16 +54,24 @@ class JsonLinesWriter(Writer):
 
 
 class JsonLinesFile(Writer):
-    """Writes to NAME.partial as it goes (appending on resume) and renames to NAME when done."""
+    """Writes to NAME.partial as it goes (appending on resume) and renames to NAME when done.
 
-    def __init__(self, path: Path, append: bool = False):
+    A fresh run writes `meta` (the run's fingerprint) to NAME.partial.meta first; --resume appends
+    only to a partial whose fingerprint the caller has checked. The complete NAME is never read
+    or moved back: a resume continues the partial alone."""
+
+    def __init__(self, path: Path, append: bool = False, meta: dict | None = None):
         self.path = path
         self.partial = partial_path(path)
-        if append and path.exists() and not self.partial.exists():
-            os.replace(path, self.partial)
-        if append and self.partial.exists():
+        self.meta = meta_path(path)
+        append = append and self.partial.exists()
+        if append:
             _drop_cut_line(self.partial)
+        else:
+            self.meta.unlink(missing_ok=True)  # a partial without its fingerprint can never be resumed
         self.fh = open(self.partial, "a" if append else "w", encoding="utf-8")
+        if not append and meta is not None:
+            _atomic_json(self.meta, meta)
 
     def write(self, record):
         self.fh.write(dumps(record) + "\n")
@@ -70,6 +81,18 @@ class JsonLinesFile(Writer):
         self.fh.close()
         if complete:
             os.replace(self.partial, self.path)
+            self.meta.unlink(missing_ok=True)
+
+
+def meta_path(path: Path) -> Path:
+    """Beside NAME.partial: the fingerprint of the inputs and options that partial was written for."""
+    return path.with_name(path.name + ".partial.meta")
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _drop_cut_line(path: Path) -> None:
@@ -92,7 +115,7 @@ class BufferedFile(Writer):
         self.path, self.fmt, self.records = path, fmt, []
 
     def write(self, record):
-        self.records.append(to_jsonable(record))
+        self.records.append(record_jsonable(record))
 
     def close(self, complete=True):
         if not complete:
@@ -100,21 +123,29 @@ class BufferedFile(Writer):
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             if self.fmt == "json":
-                json.dump(self.records, fh, ensure_ascii=False, indent=2)
+                fh.write(valid_text(json.dumps(self.records, ensure_ascii=False, indent=2)))
             else:
                 columns: list[str] = []
                 for rec in self.records:
                     columns += [k for k in rec if k not in columns]
-                out = csv.DictWriter(fh, fieldnames=columns)
+                out = csv.DictWriter(fh, fieldnames=[csv_cell(c) for c in columns])
                 out.writeheader()
                 for rec in self.records:
-                    out.writerow(
-                        {
-                            k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
-                            for k, v in rec.items()
-                        }
-                    )
+                    out.writerow({csv_cell(k): csv_cell(v) for k, v in rec.items()})
         os.replace(tmp, self.path)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """One CSV cell: numbers as numbers, nested values as JSON, and text that a spreadsheet would run
+    as a formula (=, +, -, @, tab, CR first: OWASP's CSV-injection list) behind an apostrophe."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = valid_text(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class TableWriter(Writer):
@@ -134,15 +165,17 @@ class TableWriter(Writer):
     def close(self, complete=True):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self.title, show_lines=False)
+        # Text objects: user text is shown as written, never read as rich markup ("[link=...]")
+        table = Table(title=Text(self.title), show_lines=False)
         columns: list[str] = []
         for row in self.rows:
             columns += [k for k in row if k not in columns]
         for col in columns:
-            table.add_column(col, overflow="fold")
+            table.add_column(Text(str(col)), overflow="fold")
         for row in self.rows:
-            table.add_row(*[row.get(c, "") for c in columns])
+            table.add_row(*[Text(valid_text(str(row.get(c, "")))) for c in columns])
         Console().print(table)
 
 
@@ -159,7 +192,9 @@ class Fanout(Writer):
             w.close(complete)
 
 
-def open_writers(output: Path | None, fmt: str, title: str, display, resume: bool = False) -> Writer:
+def open_writers(
+    output: Path | None, fmt: str, title: str, display, resume: bool = False, meta: dict | None = None
+) -> Writer:
     """Writers for --output/--format: a file by its extension, and stdout (table on a terminal)."""
     if fmt not in (*FORMATS, "none"):
         raise TaskToolError(f"unknown --format '{fmt}'", f"use one of {', '.join(FORMATS)}")
@@ -168,7 +203,7 @@ def open_writers(output: Path | None, fmt: str, title: str, display, resume: boo
         check_output_path(output)
         suffix = output.suffix.lower()
         if suffix == ".jsonl":
-            writers.append(JsonLinesFile(output, append=resume))
+            writers.append(JsonLinesFile(output, append=resume, meta=meta))
         elif suffix in (".json", ".csv"):
             if resume:
                 raise TaskToolError("--resume needs a .jsonl --output", "write JSON Lines to resume")

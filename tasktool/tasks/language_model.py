@@ -151,8 +151,14 @@ class PerplexityEvaluator(Evaluator):
         from tasktool import runtime
         from tasktool.metrics import perplexity
 
-        tokenizer = runtime.load_tokenizer(model_dir)
-        model = runtime.load_model(self.spec, model_dir, device=device)
+        tokenizer = runtime.load_tokenizer(model_dir, trust_remote_code=self.trust_remote_code)
+        model = runtime.load_model(
+            self.spec,
+            model_dir,
+            device=device,
+            allow_pickle=self.allow_pickle,
+            trust_remote_code=self.trust_remote_code,
+        )
         feats = self.eval_features(examples, tokenizer, model.config)
         if not feats:
             raise TaskToolError(

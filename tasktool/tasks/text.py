@@ -41,6 +41,7 @@ class TextPredictor(Predictor):
     def tokenize(self, text: str, **kwargs) -> dict:
         if not isinstance(text, str) or not text.strip():
             raise ItemError("empty input text", "give non-empty text")
+        check_unicode(text)
         return self.tokenizer(text, truncation=True, max_length=self.max_length, **kwargs)
 
     def prepare(self, payload):
@@ -61,7 +62,7 @@ class TextPredictor(Predictor):
         out: list = [None] * len(payloads)
         texts, where = [], []
         for i, payload in enumerate(payloads):
-            if isinstance(payload, str) and payload.strip():
+            if isinstance(payload, str) and payload.strip() and encodable(payload):
                 texts.append(payload)
                 where.append(i)
             else:  # pairs (dicts) and bad items take the one-by-one path, with its errors
@@ -124,3 +125,21 @@ def model_max_length(tokenizer, config, fallback: int = 512) -> int:
             offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
             limits.append(value - offset)
     return min(limits)
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def check_unicode(text: str) -> None:
+    """A lone surrogate (bytes that were not UTF-8, a broken JSON escape) cannot be tokenized: one
+    bad input, not a crash of the run."""
+    if not encodable(text):
+        raise ItemError(
+            "input text is not valid Unicode (undecodable bytes or a lone surrogate)",
+            "save the input as UTF-8",
+        )

@@ -132,6 +132,7 @@ def load_image_processor(ref: str, *, revision=None, trust_remote_code=False):
     from tasktool import runtime
 
     ref = runtime.check_model_ref(ref)
+    runtime.check_processor_file(ref, "image processor")
     transformers.utils.logging.set_verbosity_error()  # the "falling back to the PIL backend" notice
     with runtime.hub_errors(ref, "image processor"):
         return AutoImageProcessor.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code)

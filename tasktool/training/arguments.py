@@ -61,6 +61,29 @@ def optimizer_name(name: str) -> str:
     return "adamw_torch_fused" if (major, minor) >= (2, 4) else "adamw_torch"
 
 
+def scheduler_name(name: str) -> str:
+    """The recipe's lr_scheduler, checked against transformers' names (a usage error, not a raw
+    ValueError from TrainingArguments)."""
+    from transformers.trainer_utils import SchedulerType
+
+    valid = [s.value for s in SchedulerType]
+    if name not in valid:
+        guess = nearest(name, valid)
+        raise TaskToolError(
+            f"unknown lr_scheduler '{name}'",
+            f"{f'did you mean {guess[0]}? ' if guess else ''}use one of {', '.join(valid)}",
+        )
+    return name
+
+
+def check_recipe(recipe: dict) -> None:
+    """The recipe's named choices (precision, optimizer, lr_scheduler), checked before any data or
+    model is read, so a typo is a usage error in the first second rather than after loading."""
+    precision_flags(recipe.get("precision") or "auto")
+    optimizer_name(recipe.get("optimizer") or "auto")
+    scheduler_name(recipe.get("lr_scheduler") or "linear")
+
+
 def training_arguments(recipe: dict, ckpt_dir: Path, log_dir: Path, has_eval: bool, **extra):
     """The recipe as transformers' TrainingArguments (the one place recipe keys meet the Trainer)."""
     from transformers import TrainingArguments
@@ -87,7 +110,7 @@ def training_arguments(recipe: dict, ckpt_dir: Path, log_dir: Path, has_eval: bo
         gradient_accumulation_steps=int(r.get("gradient_accumulation_steps") or 1),
         weight_decay=float(r.get("weight_decay") or 0.0),
         warmup_steps=float(r.get("warmup_ratio") or 0.0),
-        lr_scheduler_type=r.get("lr_scheduler") or "linear",
+        lr_scheduler_type=scheduler_name(r.get("lr_scheduler") or "linear"),
         max_grad_norm=float(r.get("max_grad_norm") or 1.0),
         seed=int(r.get("seed") or 42),
         eval_strategy=("steps" if eval_steps else "epoch") if has_eval else "no",

@@ -6,6 +6,7 @@ Import-light: yaml only.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,38 @@ FIELDS: dict[str, tuple[type, str]] = {
     ),
 }
 
+# key -> (lowest, lowest allowed?, highest, highest allowed?): the valid range of each number, next to
+# its type above. coerce() refuses a value outside it (a usage error naming the range), so nothing is
+# replaced by a default behind the user's back (`batch_size=0` never trains with 8 and records 0).
+RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "epochs": (0, False, None, False),
+    "max_steps": (0, True, None, False),
+    "lr": (0, False, None, False),
+    "batch_size": (1, True, None, False),
+    "eval_batch_size": (1, True, None, False),
+    "gradient_accumulation_steps": (1, True, None, False),
+    "weight_decay": (0, True, None, False),
+    "warmup_ratio": (0, True, 1, False),
+    "max_grad_norm": (0, True, None, False),
+    "seed": (0, True, 2**32 - 1, True),
+    "eval_fraction": (0, False, 1, False),
+    "eval_steps": (0, True, None, False),
+    "save_steps": (0, True, None, False),
+    "save_total_limit": (0, True, None, False),
+    "logging_steps": (1, True, None, False),
+    "max_train_samples": (0, True, None, False),
+    "max_eval_samples": (0, True, None, False),
+    "max_length": (1, True, None, False),
+    "stride": (0, True, None, False),
+    "max_answer_length": (1, True, None, False),
+    "max_target_length": (1, True, None, False),
+    "num_beams": (1, True, None, False),
+    "generation_max_new_tokens": (1, True, None, False),
+    "block_size": (2, True, None, False),
+    "mlm_probability": (0, False, 1, False),
+    "max_audio_seconds": (0, True, None, False),
+}
+
 # names people bring from transformers' TrainingArguments, for the "did you mean" hint
 SYNONYMS = {
     "learning_rate": "lr",
@@ -183,18 +216,21 @@ def coerce(key: str, value: Any, source: str = "") -> Any:
         if isinstance(value, bool):
             raise bad
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return _in_range(key, int(value), where)
         try:
-            return int(str(value).strip())
+            return _in_range(key, int(str(value).strip()), where)
         except ValueError:
             raise bad from None
     if kind is float:
         if isinstance(value, bool):
             raise bad
         try:
-            return float(str(value).strip())
+            number = float(str(value).strip())
         except ValueError:
             raise bad from None
+        if not math.isfinite(number):
+            raise bad
+        return _in_range(key, number, where)
     if kind is list:
         if isinstance(value, (list, tuple)):
             return [str(v) for v in value]
@@ -202,6 +238,21 @@ def coerce(key: str, value: Any, source: str = "") -> Any:
     if isinstance(value, (dict, list)):
         raise bad
     return str(value)
+
+
+def _in_range(key: str, value, where: str = ""):
+    """`value` if it lies in the declared range of `key`; else a usage error naming the range."""
+    from tasktool.options import describe_range, in_range
+
+    bounds = RANGES.get(key)
+    if bounds is None or in_range(value, *bounds):
+        return value
+    valid = describe_range(*bounds)
+    example = bounds[0] if bounds[1] and bounds[0] is not None else None
+    raise TaskToolError(
+        f"recipe key '{key}'{where} must be {valid}, got {value:g}",
+        f"give {key} a value {valid}" + (f", e.g. {key}={example:g}" if example is not None else ""),
+    )
 
 
 def _kind_name(kind: type) -> str:

@@ -96,6 +96,15 @@ class TaskTrainer:
             evals = evals[: self.recipe["max_eval_samples"]]
         # a split we made ourselves must not lose a rare label: take the label set from all the rows
         self.labels = self.label_set(train + evals if held_out and not self.stratified else train)
+        if held_out and self.labels is not None and not self.stratified:
+            try:  # ... but training itself needs what --eval-data would need of it (two labels, ...)
+                self.label_set(train)
+            except TaskToolError as exc:
+                raise TaskToolError(
+                    f"after holding out {self.recipe.get('eval_fraction') or 0.2} of the data for evaluation, "
+                    f"{exc.message}",
+                    "give more rows of each label, or pass --eval-data",
+                ) from exc
         if self.labels is not None and (not held_out or self.stratified):
             known = {label: i for i, label in enumerate(self.labels)}
             evals = self.check_labels(evals, known, eval_data.name if eval_data else "the held-out split")
@@ -166,7 +175,34 @@ class TaskTrainer:
         resume: bool = False,
     ) -> dict:
         out = _output_folder(output_dir)
+        from tasktool.io.outputs import OutputLock, refuse_overlap
+        from tasktool.training.arguments import check_recipe
+
+        check_recipe(self.recipe)
+
+        refuse_overlap(
+            out,
+            "--output-dir",
+            [("training data", data.path), ("evaluation data", eval_data.path if eval_data else None)]
+            + [("base model", model or "")],
+            folder=True,
+        )
+        # one run at a time per output folder (the main process of a multi-process run holds it)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(out, "--output-dir").acquire() if os.environ.get("RANK", "0") == "0" else None
+        try:
+            return self._run_locked(out, data, eval_data, model, resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run_locked(self, out: Path, data: Source, eval_data: Source | None, model, resume: bool) -> dict:
         ckpt_dir = out / CHECKPOINTS
+        if resume and (out / "metrics.json").is_file() and (out / "config.json").is_file():
+            raise TaskToolError(
+                f"--resume: '{out}' holds a finished run (metrics.json); there is nothing to resume",
+                "choose another --output-dir to train again, or remove this one",
+            )
         last, partial = _resume_point(ckpt_dir, resume)
         if not resume and (
             (out / "config.json").exists() or (out / "adapter_config.json").exists() or ckpt_dir.exists()
@@ -294,10 +330,15 @@ class TaskTrainer:
             max_length=self.recipe.get("max_length"),
         )
         held_out = eval_data is None
+        signature = None
         if held_out:
+            from tasktool.io.media import sign_held_out
+
             with open(staging / self.eval_file_name, "w", encoding="utf-8") as fh:
                 for ex in eval_ex:
                     fh.write(json.dumps(self.reader.eval_row(ex), ensure_ascii=False) + "\n")
+            # lets this user's `tasktool evaluate` trust the split's paths (see io.media._held_out_split)
+            signature = sign_held_out(staging / self.eval_file_name)
         summary = {
             "task": self.spec.name,
             "base_model": base,
@@ -315,6 +356,8 @@ class TaskTrainer:
             },
             "eval_data": self.eval_file_name if held_out else eval_data.name,
         }
+        if signature:
+            summary["eval_data_signature"] = signature
         artifacts.write_all(staging, self.recipe, summary, self.log_path, data_name=data.name)
         extra = self.evaluator.artifacts(staging)
         if extra:
@@ -341,6 +384,26 @@ def _output_folder(output_dir) -> Path:
             f"--output-dir '{out}' is a file, not a folder", "choose a folder name for the model"
         )
     return out
+
+
+def interrupted(output_dir) -> TaskToolError:
+    """Ctrl-C during a fine-tune: one line that says what is on disk and how to go on."""
+    from tasktool.errors import INTERRUPTED
+    from tasktool.training.checkpoints import last_checkpoint
+
+    ckpt_dir = _output_folder(output_dir) / CHECKPOINTS
+    last = last_checkpoint(ckpt_dir)
+    if last is not None:
+        return TaskToolError(
+            f"interrupted: the newest complete checkpoint is {ckpt_dir / last.name}",
+            "rerun the same command with --resume to continue from it",
+            exit_code=INTERRUPTED,
+        )
+    return TaskToolError(
+        "interrupted before the first checkpoint was saved: nothing to resume",
+        "rerun the command to start again",
+        exit_code=INTERRUPTED,
+    )
 
 
 def _resume_point(ckpt_dir: Path, resume: bool):

@@ -20,6 +20,7 @@ class AudioClassification(Predictor):
         self.spec, self.opts = spec, opts
         ref = runtime.check_model_ref(opts.model)
         runtime.check_compatible(spec, runtime.load_config(ref, opts.revision, opts.trust_remote_code), ref)
+        runtime.check_processor_file(ref, "feature extractor")
         with runtime.hub_errors(ref, "feature extractor"):
             self.feature_extractor = AutoFeatureExtractor.from_pretrained(
                 ref, revision=opts.revision, trust_remote_code=opts.trust_remote_code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasktool.errors import TaskToolError
-from tasktool.io.columns import field
+from tasktool.io.columns import as_text, field
 from tasktool.io.labelled import Reader as BaseReader
 
 
@@ -15,8 +15,8 @@ class Reader(BaseReader):
     }
 
     def example(self, row, cols, where):
-        question = str(field(row, cols["question"]) or "").strip()
-        context = str(field(row, cols["context"]) or "")
+        question = as_text(field(row, cols["question"])).strip()
+        context = as_text(field(row, cols["context"]))
         if not question:
             raise TaskToolError(f"{where}: empty question", "every row needs a question")
         if not context.strip():

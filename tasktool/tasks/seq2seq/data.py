@@ -4,7 +4,7 @@ source/target columns)."""
 from __future__ import annotations
 
 from tasktool.errors import TaskToolError
-from tasktool.io.columns import field, pick
+from tasktool.io.columns import as_text, field, pick
 from tasktool.io.labelled import Reader as BaseReader
 
 SUMMARY_SOURCES = ("document", "text", "article", "source", "input", "dialogue", "content")
@@ -64,7 +64,7 @@ class Reader(BaseReader):
                 raise TaskToolError(
                     f"{where}: empty {role} text in column '{cols[role]}'", "remove the row or fill it in"
                 )
-            out[role] = str(value)
+            out[role] = as_text(value)
         return out
 
     def eval_row(self, example):

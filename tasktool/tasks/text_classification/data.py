@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from tasktool.errors import TaskToolError
-from tasktool.io.columns import field
+from tasktool.io.columns import as_text, field
 from tasktool.io.labelled import Reader as BaseReader
 
 _MISSING = ("", "nan", "null", "none", "n/a")  # what CSV/pandas exports write for an empty cell
@@ -60,10 +60,9 @@ class Reader(BaseReader):
             )
         if isinstance(label, float) and label.is_integer():
             label = int(label)
-        ex = {"text": str(text), "label": self.rename(str(label).strip())}
+        ex = {"text": as_text(text), "label": self.rename(str(label).strip())}
         if cols.get("text_pair"):
-            pair = field(row, cols["text_pair"])
-            ex["text_pair"] = "" if pair is None else str(pair)
+            ex["text_pair"] = as_text(field(row, cols["text_pair"]))
         return ex
 
     def read(self, source):
