@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
-from tasktool.training.recipe import coerce, parse_overrides, read_yaml
+from tasktool.training.recipe import FIELDS, coerce, parse_overrides, read_yaml
 
 
 def recipes_dir() -> Path:
@@ -32,6 +32,13 @@ def recipe_path(task: str) -> Path:
     return path
 
 
+def recipe_fields(task: str) -> dict:
+    """Every key a task's recipe may hold: the shared FIELDS plus the task's own RECIPE_KEYS."""
+    from tasktool.tasks.registry import resolve
+
+    return {**FIELDS, **resolve(task).recipe_keys()}
+
+
 def resolve_recipe(
     task: str,
     recipe_file: str | Path | None = None,
@@ -42,9 +49,10 @@ def resolve_recipe(
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
-    recipe = read_yaml(recipe_path(spec.name))
+    fields = recipe_fields(spec.name)
+    recipe = read_yaml(recipe_path(spec.name), fields)
     if recipe_file:
-        user = read_yaml(recipe_file)
+        user = read_yaml(recipe_file, fields)
         if user.get("task") and resolve(user["task"]).name != spec.name:
             other = resolve(user["task"]).name
             raise TaskToolError(
@@ -54,7 +62,7 @@ def resolve_recipe(
         recipe.update(user)
     for key, value in (flags or {}).items():
         if value is not None:
-            recipe[key] = coerce(key, value)
-    recipe.update(parse_overrides(overrides or []))
+            recipe[key] = coerce(key, value, fields=fields)
+    recipe.update(parse_overrides(overrides or [], fields))
     recipe["task"] = spec.name
     return recipe

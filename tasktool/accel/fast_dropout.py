@@ -153,12 +153,32 @@ def install(model) -> dict:
     if before == "sdpa" and can_set is not None and can_set():
         AttentionInterface.register(NAME, attention)
         AttentionMaskInterface.register(NAME, sdpa_mask)  # masks exactly as SDPA gets them
+        configs = _configs(model)  # each sub-model's own choice, to put back one by one if need be
         model.set_attn_implementation(NAME)
         attention_swapped = model.config._attn_implementation == NAME
-    return {"dropouts": swapped, "attention": attention_swapped, "before": before}
+    return {
+        "dropouts": swapped,
+        "attention": attention_swapped,
+        "before": before,
+        "configs": configs if attention_swapped else [],
+    }
+
+
+def _configs(model) -> list:
+    seen, out = set(), []
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and id(config) not in seen and hasattr(config, "_attn_implementation"):
+            seen.add(id(config))
+            out.append((config, config._attn_implementation))
+    return out
 
 
 def uninstall(model, state: dict) -> None:
     """Put the attention implementation back before the model is saved (dropouts carry no weights)."""
     if state.get("attention"):
-        model.set_attn_implementation(state["before"])
+        try:
+            model.set_attn_implementation(state["before"])
+        except ValueError:  # a sub-model that has no SDPA (DETR's ResNet backbone): each config as it was
+            for config, implementation in state.get("configs", []):
+                config._attn_implementation = implementation

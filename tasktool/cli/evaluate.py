@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tasktool.cli.common import (
+    TASK_FLAGS,
     AnswersCol,
     ContextCol,
     LabelCol,
@@ -22,12 +23,14 @@ from tasktool.cli.common import (
     TokensCol,
     TranscriptionCol,
     column_map,
+    flag_overrides,
     option,
 )
 
 HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
 
-Predictions come from the same engine and predictor as `tasktool infer`.
+Predictions come from the same engine and predictor as `tasktool infer`. Recipe keys (a task's own
+included, `tasktool recipes show TASK --keys`) may follow as flags or key=value: `--ignore-index 0`.
 
 Examples:
 
@@ -55,6 +58,7 @@ SmokeOpt = option(
 
 
 def evaluate(
+    ctx: typer.Context,
     task: TaskArg,
     data: DataOpt = None,
     dataset: DatasetOpt = None,
@@ -99,6 +103,7 @@ def evaluate(
         allow_absolute_paths=allow_absolute_paths,
         smoke=smoke,
         return_predictions=True,
+        overrides=flag_overrides(list(ctx.args)),
     )
     if output:
         _atomic_write(output, json.dumps(metrics, indent=2) + "\n")
@@ -134,4 +139,4 @@ def show_metrics(metrics: dict, title: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", help=HELP, no_args_is_help=True)(evaluate)
+    app.command("evaluate", help=HELP, no_args_is_help=True, context_settings=TASK_FLAGS)(evaluate)

@@ -203,6 +203,11 @@ def _held_out_split(path: Path) -> bool:
     return isinstance(summary, dict) and summary.get("eval_data") == path.name
 
 
+def is_held_out_split(path: Path) -> bool:
+    """Public name of the check above, for readers of other labelled-file layouts."""
+    return _held_out_split(Path(path))
+
+
 def _manifest_rows(path: Path) -> list[dict]:
     rows = list(read_rows(path))
     if any(not isinstance(r, dict) for r in rows):
