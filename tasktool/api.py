@@ -156,15 +156,17 @@ def evaluate(
     chat_template: str | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    overrides: list[str] | None = None,
 ):
     """Score a model on labelled data with the task's metric; returns the metrics (and, with
-    `return_predictions`, one record per example as well)."""
+    `return_predictions`, one record per example as well). `overrides`: "key=value" recipe settings
+    over the model's saved recipe (a task's own keys, e.g. how its labels are read)."""
     from tasktool import runtime
     from tasktool.errors import TaskToolError
     from tasktool.io.readers import Source
-    from tasktool.recipes import resolve_recipe
+    from tasktool.recipes import recipe_fields, resolve_recipe
     from tasktool.tasks.registry import resolve
-    from tasktool.training.recipe import read_yaml
+    from tasktool.training.recipe import parse_overrides, read_yaml
 
     spec = resolve(task)
     if "evaluate" not in spec.modes:
@@ -179,7 +181,8 @@ def evaluate(
     recipe = resolve_recipe(spec.name)
     saved = Path(ref).expanduser() / "recipe.yaml"
     if saved.is_file():  # a tasktool-trained folder: evaluate with its own settings (stride, label names)
-        recipe.update(read_yaml(saved))
+        recipe.update(read_yaml(saved, recipe_fields(spec.name)))
+    recipe.update(parse_overrides(list(overrides or []), recipe_fields(spec.name)))
     if strict:
         recipe["strict"] = True
     recipe["allow_absolute_paths"] = allow_absolute_paths  # this call's flag, never the saved recipe's

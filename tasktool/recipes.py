@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
-from tasktool.training.recipe import coerce, parse_overrides, read_yaml
+from tasktool.training.recipe import FIELDS, coerce, parse_overrides, read_yaml
 
 
 def recipes_dir() -> Path:
@@ -47,6 +47,24 @@ def recipe_path(task: str) -> Path:
     return path
 
 
+def recipe_fields(task: str) -> dict:
+    """Every key a task's recipe may hold: the shared FIELDS plus the task's own RECIPE_KEYS."""
+    from tasktool.tasks.registry import resolve
+
+    return {**FIELDS, **resolve(task).recipe_keys()}
+
+
+def file_fields(path: Path) -> dict:
+    """The keys a recipe file may hold, by the task it names (`task:`), else by its file name."""
+    import yaml
+
+    try:
+        task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or path.stem
+    except (OSError, yaml.YAMLError, AttributeError):
+        task = path.stem
+    return recipe_fields(str(task))
+
+
 def resolve_recipe(
     task: str,
     recipe_file: str | Path | None = None,
@@ -57,11 +75,12 @@ def resolve_recipe(
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
-    recipe = read_yaml(recipe_path(spec.name))
+    fields = recipe_fields(spec.name)
+    recipe = read_yaml(recipe_path(spec.name), fields)
     if recipe_file:
         # a file, or the name of a shipped recipe (--recipe chat-lora)
         given = Path(recipe_file).expanduser()
-        user = read_yaml(given if given.is_file() else named_recipe(str(recipe_file)) or given)
+        user = read_yaml(given if given.is_file() else named_recipe(str(recipe_file)) or given, fields)
         if user.get("task") and resolve(user["task"]).name != spec.name:
             other = resolve(user["task"]).name
             raise TaskToolError(
@@ -71,7 +90,7 @@ def resolve_recipe(
         recipe.update(user)
     for key, value in (flags or {}).items():
         if value is not None:
-            recipe[key] = coerce(key, value)
-    recipe.update(parse_overrides(overrides or []))
+            recipe[key] = coerce(key, value, fields=fields)
+    recipe.update(parse_overrides(overrides or [], fields))
     recipe["task"] = spec.name
     return recipe

@@ -162,12 +162,25 @@ def apply(model) -> bool:
     if before == "sdpa" and can_set is not None and can_set():
         AttentionInterface.register(NAME, attention)
         AttentionMaskInterface.register(NAME, sdpa_mask)  # masks exactly as SDPA gets them
+        configs = _configs(model)  # each sub-model's own choice, to put back one by one if need be
         model.set_attn_implementation(NAME)
         attention_swapped = model.config._attn_implementation == NAME
     if not (swapped or attention_swapped):
         return False
-    setattr(model, STATE, {"dropouts": swapped, "attention": attention_swapped, "before": before})
+    state = {"dropouts": swapped, "attention": attention_swapped, "before": before}
+    state["configs"] = configs if attention_swapped else []
+    setattr(model, STATE, state)
     return True
+
+
+def _configs(model) -> list:
+    seen, out = set(), []
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and id(config) not in seen and hasattr(config, "_attn_implementation"):
+            seen.add(id(config))
+            out.append((config, config._attn_implementation))
+    return out
 
 
 def state(model) -> dict | None:
@@ -179,4 +192,8 @@ def remove(model) -> None:
     """Put the attention implementation back before the model is saved (dropouts carry no weights)."""
     done = vars(model).pop(STATE, None)
     if done and done.get("attention"):
-        model.set_attn_implementation(done["before"])
+        try:
+            model.set_attn_implementation(done["before"])
+        except ValueError:  # a sub-model that has no SDPA (DETR's ResNet backbone): each config as it was
+            for config, implementation in done.get("configs", []):
+                config._attn_implementation = implementation

@@ -80,7 +80,9 @@ QuestionCol = _column("QA: question column (default question).")
 ContextCol = _column("QA: context column (default context).")
 AnswersCol = _column("QA: answers column ({text, answer_start}; default answers).")
 SourceCol = _column("Seq2seq: source text column (default document/source).")
-TargetCol = _column("Seq2seq: target text column (default summary/target).")
+TargetCol = _column(
+    "Seq2seq: target text column (default summary/target); vision: the mask, map or objects column."
+)
 PathCol = _column("Audio/images: file column of a manifest (default file_name/path).")
 TranscriptionCol = _column("ASR: transcription column (default transcription/text).")
 
@@ -103,3 +105,41 @@ COLUMN_ROLES = (
 def column_map(params: dict) -> dict[str, str | None]:
     """The --X-column flags of a command, keyed by role (text, label, tokens, ...)."""
     return {role: params.get(f"{role}_column") for role in COLUMN_ROLES}
+
+
+# Recipe keys as flags: `--ignore-index 0` means `ignore_index=0` (a task's own keys need no option here).
+TASK_FLAGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def flag_overrides(words: list[str]) -> list[str]:
+    """Command-line words -> key=value overrides: `--key-name VALUE` and `--key-name=VALUE` become
+    `key_name=VALUE`; a `--flag` with no value (last, or before another flag) means true."""
+    from tasktool.errors import TaskToolError
+
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--") and len(word) > 2:
+            key, sep, value = word[2:].partition("=")
+            if not sep:
+                following = words[i + 1] if i + 1 < len(words) else None
+                if following is None or following.startswith("--") or "=" in following:
+                    value = "true"
+                else:
+                    value, i = following, i + 1
+            out.append(f"{key.replace('-', '_')}={value}")
+        elif word.startswith("-") and not _number(word):
+            raise TaskToolError(f"no such option: {word}", "see --help")
+        else:
+            out.append(word)
+        i += 1
+    return out
+
+
+def _number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True

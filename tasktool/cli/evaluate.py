@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from tasktool.cli.common import (
+    TASK_FLAGS,
     AnswersCol,
     ContextCol,
     LabelCol,
@@ -25,12 +26,14 @@ from tasktool.cli.common import (
     TranscriptionCol,
     TrustOpt,
     column_map,
+    flag_overrides,
     option,
 )
 
 HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
 
-Predictions come from the same engine and predictor as `tasktool infer`.
+Predictions come from the same engine and predictor as `tasktool infer`. Recipe keys (a task's own
+included, `tasktool recipes show TASK --keys`) may follow as flags or key=value: `--ignore-index 0`.
 
 Examples:
 
@@ -61,6 +64,7 @@ ChatTemplateOpt = option(
 
 
 def evaluate(
+    ctx: typer.Context,
     task: TaskArg,
     data: DataOpt = None,
     dataset: DatasetOpt = None,
@@ -119,6 +123,7 @@ def evaluate(
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
             chat_template=chat_template,
+            overrides=flag_overrides(list(ctx.args)),
         )
         if output:  # JSON has no NaN: a metric that is not a number is written as null
             _atomic_write(output, json.dumps(to_jsonable(metrics, digits=None), indent=2) + "\n")
@@ -194,4 +199,4 @@ def show_metrics(metrics: dict, title: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", help=HELP, no_args_is_help=True)(evaluate)
+    app.command("evaluate", help=HELP, no_args_is_help=True, context_settings=TASK_FLAGS)(evaluate)

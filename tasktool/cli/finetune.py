@@ -23,13 +23,15 @@ from tasktool.cli.common import (
     TokensCol,
     TranscriptionCol,
     column_map,
+    flag_overrides,
     option,
 )
 
 HELP = """Fine-tune a model for a task; the folder it writes works with `tasktool infer` and `evaluate`.
 
 Settings come from the task's recipe (`tasktool recipes show TASK`), then --recipe FILE, then the
-flags, then key=value overrides (e.g. `lr=3e-5 max_length=128`).
+flags, then key=value overrides (e.g. `lr=3e-5 max_length=128`). Any recipe key is a flag too, including
+a task's own keys (`tasktool recipes show TASK --keys`): `--ignore-index 0` is `ignore_index=0`.
 
 Examples:
 
@@ -42,6 +44,8 @@ Examples:
   tasktool finetune classify --dataset glue --train-split train --eval-split validation
 
   tasktool finetune generate --recipe chat-lora --data chats.jsonl -o chat-adapter lora_r=32
+
+  tasktool finetune detect --data boxes.csv --max-steps 300 --output-dir detector
 """
 
 G_DATA, G_TRAIN = "Data", "Training"
@@ -166,7 +170,7 @@ def finetune(
         smoke=smoke,
         quiet=quiet,
         columns=column_map(locals()),
-        overrides=list(overrides or []),
+        overrides=flag_overrides(list(overrides or [])),
         epochs=epochs,
         max_steps=max_steps,
         lr=lr,
@@ -193,4 +197,6 @@ def finetune(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("finetune", help=HELP, no_args_is_help=True)(finetune)
+    app.command(
+        "finetune", help=HELP, no_args_is_help=True, context_settings={"ignore_unknown_options": True}
+    )(finetune)

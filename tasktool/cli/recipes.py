@@ -14,13 +14,13 @@ def list_recipes():
     """Every task with a recipe: its default checkpoint, metric and key settings."""
     import sys
 
-    from tasktool.recipes import available
+    from tasktool.recipes import available, file_fields
     from tasktool.training.recipe import read_yaml
 
     header = ("task", "model", "metric", "epochs", "lr", "batch_size", "max_length")
     rows = []
     for path in available():
-        r = read_yaml(path)
+        r = read_yaml(path, file_fields(path))
         rows.append(
             (
                 path.stem,
@@ -55,7 +55,7 @@ def show_recipe(
     ] = False,
 ):
     """The task's recipe as YAML (copy it, edit it, pass it with --recipe)."""
-    from tasktool.recipes import recipe_path
+    from tasktool.recipes import recipe_fields, recipe_path
     from tasktool.training.recipe import FIELDS
 
     path = recipe_path(task)
@@ -65,6 +65,11 @@ def show_recipe(
         typer.echo("\n# all keys:")
         for key, (kind, text) in FIELDS.items():
             typer.echo(f"#   {key} ({kind.__name__}): {text}")
+        own = {k: v for k, v in recipe_fields(task).items() if k not in FIELDS}
+        if own:
+            typer.echo("\n# this task's own keys (also flags: --key-name VALUE):")
+            for key, (kind, text) in own.items():
+                typer.echo(f"#   {key} ({kind.__name__}): {text}")
 
 
 def register(app: typer.Typer) -> None:

@@ -251,6 +251,11 @@ def sign_held_out(path: Path, create_key: bool = True) -> str | None:
     return hmac.new(key, b"tasktool held-out split\0" + data, hashlib.sha256).hexdigest()
 
 
+def is_held_out_split(path: Path) -> bool:
+    """Public name of the check above, for readers of other labelled-file layouts."""
+    return _held_out_split(Path(path))
+
+
 def _manifest_rows(path: Path) -> list[dict]:
     rows = list(read_rows(path))
     if any(not isinstance(r, dict) for r in rows):

@@ -68,6 +68,12 @@ class TaskSpec:
     def evaluator(self, recipe: dict | None = None):
         return self.part("evaluate:Evaluator", "evaluate")(self, recipe or {})
 
+    def recipe_keys(self) -> dict[str, tuple[type, str]]:
+        """Recipe keys only this task reads: RECIPE_KEYS of its folder's `__init__` (same shape as
+        tasktool.training.recipe.FIELDS; the folder's __init__ imports nothing heavy)."""
+        module = importlib.import_module(f"tasktool.tasks.{self.package}")
+        return dict(getattr(module, "RECIPE_KEYS", {}))
+
     def sample(self):
         """The folder's sample module: write(folder) -> files and infer arguments; TINY / SMOKE_TINY."""
         return importlib.import_module(f"tasktool.tasks.{self.package}.sample")
@@ -242,7 +248,7 @@ TASKS: dict[str, TaskSpec] = {
             mapping="MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES",
             family="detr",
             package="object_detection",
-            modes=("infer",),
+            metric="COCO mAP, mAP@50, mAP@75, per-class AP",
         ),
         TaskSpec(
             name="image-segmentation",
@@ -254,7 +260,7 @@ TASKS: dict[str, TaskSpec] = {
             mapping="MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES",
             family="mask2former",
             package="image_segmentation",
-            modes=("infer",),
+            metric="mIoU, per-class IoU, pixel accuracy (PQ for panoptic)",
         ),
         TaskSpec(
             name="depth-estimation",
@@ -266,7 +272,7 @@ TASKS: dict[str, TaskSpec] = {
             mapping="MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES",
             family="glpn",
             package="depth_estimation",
-            modes=("infer",),
+            metric="AbsRel, RMSE, log10, delta<1.25^k",
         ),
     ]
 }

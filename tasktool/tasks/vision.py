@@ -4,8 +4,13 @@
 there); `predict` decodes, preprocesses each image alone and runs the batch as sub-batches of equal
 processed shape. Processors pad a mixed batch to its largest image, and Mask2Former, GLPN and
 DETR's CNN backbone then see padding inside the smaller images, so a padded batch would not give
-the same answer as the image alone. Fixed-size models (ViT, ConvNeXT) always form one sub-batch;
-detection and segmentation processors resize by the shortest edge, so images of one aspect ratio do.
+the same answer as the image alone: only DETR's and Mask2Former's transformer parts honour the
+pixel mask, not their ResNet / Swin backbones, and GLPN takes no mask at all. Measured on the tiny
+models (tests/test_vision_finetune.py), an image padded to its batch's size moves the raw outputs by
+0.02-2.5 (DETR boxes and logits, Mask2Former logits, GLPN maps), not within 1e-4; so inference keeps
+to equal shapes. Fine-tuning pads (tasks/vision_training.py): there only the loss must ignore it.
+Fixed-size models (ViT, ConvNeXT, RT-DETR) always form one sub-batch; detection and segmentation
+processors resize by the shortest edge, so images of one aspect ratio do.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ _BUILDERS = {
     "vit": "tasktool.tiny.vision",
     "convnext": "tasktool.tiny.vision",
     "detr": "tasktool.tiny.vision",
+    "rt_detr": "tasktool.tiny.vision",
     "mask2former": "tasktool.tiny.vision",
     "glpn": "tasktool.tiny.vision",
 }

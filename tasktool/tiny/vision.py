@@ -1,4 +1,4 @@
-"""Tiny vision models (ViT, ConvNeXT, DETR, Mask2Former, GLPN) with their image processors.
+"""Tiny vision models (ViT, ConvNeXT, DETR, RT-DETR, Mask2Former, GLPN) with their image processors.
 
 Each is a random model of a few tens of thousands of parameters whose processor resizes to a
 small size, so a test runs a real image through the real pre/post-processing in milliseconds.
@@ -52,6 +52,31 @@ def _config_and_processor(family: str, tf):
             init_std=0.3,
         )
         processor = tf.DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    elif family == "rt_detr":
+        # RT-DETR: its queries start at the encoder's best-scoring positions, so it learns where objects
+        # are in a few hundred steps (the learning test); DETR's set-prediction queries need far more
+        backbone = tf.RTDetrResNetConfig(
+            embedding_size=8,
+            hidden_sizes=[8, 16, 16, 16],
+            depths=[1, 1, 1, 1],
+            layer_type="basic",
+            out_features=["stage2", "stage3", "stage4"],
+        )
+        config = tf.RTDetrConfig(
+            backbone_config=backbone,
+            encoder_hidden_dim=32,
+            encoder_in_channels=[16, 16, 16],
+            encoder_ffn_dim=64,
+            encoder_attention_heads=2,
+            d_model=32,
+            decoder_in_channels=[32, 32, 32],
+            decoder_ffn_dim=64,
+            decoder_attention_heads=2,
+            decoder_layers=1,
+            num_queries=10,
+            num_denoising=10,
+        )
+        processor = tf.RTDetrImageProcessor(size={"height": 64, "width": 64})
     elif family == "mask2former":
         backbone = tf.SwinConfig(
             image_size=64,
@@ -75,6 +100,7 @@ def _config_and_processor(family: str, tf):
             dim_feedforward=32,
             num_queries=5,
             init_std=0.3,
+            train_num_points=1024,  # points per mask for the loss (default 12544; a 64x64 image has 4096)
         )
         processor = tf.Mask2FormerImageProcessor(
             size={"shortest_edge": 64, "longest_edge": 96}, size_divisor=32

@@ -189,15 +189,18 @@ SYNONYMS = {
 _TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
 
 
-def coerce(key: str, value: Any, source: str = "") -> Any:
-    """Check/convert one value to the declared type of `key`; unknown keys name the nearest one."""
+def coerce(key: str, value: Any, source: str = "", fields: dict | None = None) -> Any:
+    """Check/convert one value to the declared type of `key`; unknown keys name the nearest one.
+
+    `fields`: the keys to check against (default FIELDS; a task adds its own, see tasktool.recipes)."""
+    fields = FIELDS if fields is None else fields
     where = f" in {source}" if source else ""
-    if key not in FIELDS:
-        guess = [SYNONYMS[key]] if key in SYNONYMS else nearest(key, [*FIELDS, *SYNONYMS])
+    if key not in fields:
+        guess = [SYNONYMS[key]] if key in SYNONYMS else nearest(key, [*fields, *SYNONYMS])
         guess = [SYNONYMS.get(g, g) for g in guess]
-        hint = f"did you mean '{guess[0]}'?" if guess else "see `tasktool recipes show TASK` for the keys"
+        hint = f"did you mean '{guess[0]}'?" if guess else "see `tasktool recipes show TASK --keys`"
         raise TaskToolError(f"unknown recipe key '{key}'{where}", hint)
-    kind = FIELDS[key][0]
+    kind = fields[key][0]
     if value is None:
         return None
     bad = TaskToolError(
@@ -263,7 +266,7 @@ def _example(kind: type) -> str:
     return {int: "8", float: "2e-5", bool: "true", list: "a,b", str: "value"}[kind]
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, fields: dict | None = None) -> dict:
     import yaml
 
     path = Path(path)
@@ -281,10 +284,10 @@ def read_yaml(path: str | Path) -> dict:
         raise TaskToolError(
             f"recipe '{path}' must be a mapping of key: value", "see `tasktool recipes show TASK`"
         )
-    return {key: coerce(str(key), value, str(path)) for key, value in data.items()}
+    return {key: coerce(str(key), value, str(path), fields) for key, value in data.items()}
 
 
-def parse_overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str], fields: dict | None = None) -> dict:
     """`key=value` words from the command line, type-checked."""
     out = {}
     for pair in pairs:
@@ -294,7 +297,7 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise TaskToolError(
                 f"cannot read '{pair}' as an override", "write overrides as key=value, e.g. lr=3e-5"
             )
-        out[key] = coerce(key, value, "the command line")
+        out[key] = coerce(key, value, "the command line", fields)
     return out
 
 
@@ -302,4 +305,6 @@ def dump(recipe: dict) -> str:
     import yaml
 
     ordered = {key: recipe[key] for key in FIELDS if key in recipe and recipe[key] is not None}
+    # then a task's own keys (its folder's RECIPE_KEYS, checked when the recipe was resolved)
+    ordered.update({k: v for k, v in recipe.items() if k not in FIELDS and v is not None})
     return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)

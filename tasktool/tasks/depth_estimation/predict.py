@@ -40,6 +40,10 @@ class DepthEstimation(VisionPredictor):
                 "width": image.width,
                 "height": image.height,
             }
+            if self.opts.extra.get(
+                "keep_maps"
+            ):  # evaluation: the map itself (tasktool.tasks.vision_training)
+                record["_map"] = array
             if self.visuals is not None:
                 from tasktool.io import visuals
 

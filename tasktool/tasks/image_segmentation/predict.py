@@ -36,16 +36,30 @@ class ImageSegmentation(VisionPredictor):
                 )
             ]
         else:
-            found = [
-                self._instances(out, shift=0)
-                for out in self.processor.post_process_panoptic_segmentation(
-                    outputs, threshold=self.opts.threshold, label_ids_to_fuse=set(), target_sizes=targets
-                )
-            ]
-        return [
+            raw = self.processor.post_process_panoptic_segmentation(
+                outputs, threshold=self.opts.threshold, label_ids_to_fuse=set(), target_sizes=targets
+            )
+            found = [self._instances(out, shift=0) for out in raw]
+        records = [
             self._record(image, ref, seg_map, segments)
             for image, ref, (seg_map, segments) in zip(images, refs, found, strict=True)
         ]
+        if self.opts.extra.get(
+            "keep_maps"
+        ):  # evaluation: the maps themselves (tasktool.tasks.vision_training)
+            for n, (record, (seg_map, _)) in enumerate(zip(records, found, strict=True)):
+                if subtask == "semantic":
+                    record["_map"] = seg_map - 1  # class ids
+                elif subtask == "panoptic":  # segment ids (0: none) and each one's class id
+                    classes = {int(info["id"]): int(info["label_id"]) for info in raw[n]["segments_info"]}
+                    record["_map"] = (self._full_size(seg_map, images[n]), classes)
+        return records
+
+    @staticmethod
+    def _full_size(seg_map, image):
+        if seg_map.shape != (image.height, image.width):  # no segment at all: the processor may skip the map
+            return np.zeros((image.height, image.width), dtype=np.int64)
+        return seg_map
 
     def _semantic(self, out):
         """Class map -> segments; a segment's score is its class's mean share of the pixel scores."""
