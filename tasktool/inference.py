@@ -10,14 +10,15 @@ from pathlib import Path
 from tasktool.errors import TaskToolError
 
 
-def build_predictor(spec, opts):
+def build_predictor(spec, opts, quiet: bool = False):
     """Load the task's implementation and model (the slow part: imports torch/transformers)."""
-    from tasktool.console import err_console
+    from tasktool.console import err_console, is_quiet
 
     if not opts.model:
         opts.model = spec.default_model
     cls = spec.load_predictor()
-    with err_console().status(f"loading {opts.model}", spinner="dots") if sys.stderr.isatty() else _nothing():
+    spinner = sys.stderr.isatty() and not (quiet or is_quiet())
+    with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
         return cls(spec, opts)
 
 
@@ -57,18 +58,28 @@ def run_inference(
     quiet: bool = False,
     smoke: bool = False,
     collect: list | None = None,
+    keep: bool = False,
 ) -> int:
     """Run `spec` over the inputs and write records (also into `collect`, when given: the Python API);
     smoke: a shrunk model and the first few inputs."""
     from tasktool.distributed import group
     from tasktool.engine import Engine
-    from tasktool.io.writers import Fanout, check_output_path, open_writers
+    from tasktool.io.writers import FORMATS, Fanout, check_output_path, is_stdout, open_writers
 
+    if fmt not in (*FORMATS, "none"):  # option values are checked before anything loads
+        raise TaskToolError(f"unknown --format '{fmt}'", f"use one of {', '.join(FORMATS)}")
+    if is_stdout(output):  # `--output -`: stdout, JSON Lines unless --format says otherwise
+        output, fmt = None, ("jsonl" if fmt in ("auto", "none") else fmt)
     if output is not None:
         check_output_path(output)
     if resume and output is None:
         raise TaskToolError("--resume needs --output FILE.jsonl", "it reads the ids already written there")
     items = input_items(spec, source, output if resume else None, smoke)
+    total = None if resume or smoke else _known_total(spec, source)
+    if not smoke:  # a missing folder or an unreachable Hub id fails now, before torch is imported
+        from tasktool.runtime import check_model_ref
+
+        opts.model = check_model_ref(opts.model or spec.default_model)
     procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
     procs.barrier()  # every process has read the --resume ids before the main one appends
     items = procs.shard(items)
@@ -76,14 +87,15 @@ def run_inference(
     if smoke:
         from tasktool.tiny.shrink import shrunk_model, smoke_dir
 
-        opts.model = str(shrunk_model(spec, opts.model, smoke_dir() / "model", opts.revision))
-    predictor = build_predictor(spec, opts)
+        folder = smoke_dir(keep=keep) / "model"  # removed at exit unless --keep
+        opts.model = str(shrunk_model(spec, opts.model, folder, opts.revision, opts.max_length))
+    predictor = build_predictor(spec, opts, quiet)
     title = f"{spec.name} ({opts.model})"
     # under several processes the main one writes every record
     writer = (
         open_writers(output, fmt, title, predictor.display, resume=resume) if procs.is_main else Fanout([])
     )
-    progress = _progress(quiet or not procs.is_main)
+    progress = _progress(quiet or not procs.is_main, total if procs.size == 1 else None)
     engine = Engine(
         predictor,
         batch_size=opts.batch_size,
@@ -98,7 +110,22 @@ def run_inference(
         from tasktool.console import warn
 
         warn(f"{errors} of {count} inputs failed (see their 'error' field)")
+    if not quiet and procs.is_main and fmt != "none":
+        from tasktool.console import info
+
+        where = f"written to {output}" if output is not None else "on stdout"
+        info(f"{count} record{'s' if count != 1 else ''} {where}" + (" (smoke run)" if smoke else ""))
     return count
+
+
+def _known_total(spec, source) -> int | None:
+    """How many inputs there are, where that is cheap to know (arguments, files, datasets)."""
+    from tasktool.io.inputs import count_inputs
+
+    try:
+        return count_inputs(spec.input_kind, source)
+    except Exception:  # noqa: BLE001 - a count is a nicety; reading the inputs reports real errors
+        return None
 
 
 def input_items(spec, source, resume_from: Path | None, smoke: bool):
@@ -123,14 +150,16 @@ def input_items(spec, source, resume_from: Path | None, smoke: bool):
 
 def _write_all(records, writer, engine, progress, collect: list | None) -> tuple[int, int]:
     """Write every record as it comes; the output is marked complete only if the run ends normally."""
+    from tasktool.io.records import to_jsonable
+
     count = errors = 0
     complete = False
     try:
         with _graceful_interrupt(engine):
             for record in records:
                 writer.write(record)
-                if collect is not None:
-                    collect.append(record)
+                if collect is not None:  # the Python API: the records exactly as they are written
+                    collect.append(to_jsonable(record))
                 count += 1
                 errors += "error" in record
         complete = True
@@ -173,26 +202,40 @@ class _graceful_interrupt:
         return False
 
 
-def _progress(quiet: bool):
-    if quiet or not sys.stderr.isatty():
+def _progress(quiet: bool, total: int | None = None):
+    """A progress bar on a terminal: done/total, inputs per second and the time left when the total is
+    known (files, datasets, arguments); done and the rate when it is not (stdin, streamed datasets)."""
+    from tasktool.console import err_console, is_quiet
+
+    if quiet or is_quiet() or not sys.stderr.isatty():
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
-
-    from tasktool.console import err_console
-
-    progress = Progress(
-        SpinnerColumn(),
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console(),
-        transient=True,
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
-    task_id = progress.add_task("inferring", total=None)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.1f} inputs/s", style="progress.data.speed")
+
+    columns = [SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
+    columns += [RateColumn(), TimeElapsedColumn()]
+    if total is not None:
+        columns += ["eta", TimeRemainingColumn()]
+    progress = Progress(*columns, console=err_console(), transient=True)
+    task_id = progress.add_task("inferring", total=total)
     progress.start()
 
     class _P:
+        bar, task = progress, progress.tasks[0]
+
         def advance(self, n):
             progress.advance(task_id, n)
 

@@ -25,9 +25,10 @@ from tasktool.cli.common import (
     option,
 )
 
-HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
+HELP = """Score a model on labelled data: the task's metric, as a table on a terminal, JSON on a pipe.
 
-Predictions come from the same engine and predictor as `tasktool infer`.
+Predictions come from the same engine and predictor as `tasktool infer`. Bounded metrics (accuracy,
+F1, exact match, ROUGE, BLEU, chrF, WER, ...) are on a 0-1 scale; loss and perplexity are not bounded.
 
 Examples:
 
@@ -36,12 +37,19 @@ Examples:
   tasktool evaluate ner --model ner-model --data dev.conll --output metrics.json
 
   tasktool evaluate qa --model qa-model --data dev.json --predictions preds.jsonl
+
+  tasktool evaluate sentiment --model m/ --data test.csv | jq .accuracy
 """
 
 DataOpt = option(str | None, "Labelled data file, CoNLL file or dataset folder.", None, "--data", "-d")
 DatasetOpt = option(str | None, "A Hub dataset name or save_to_disk folder (instead of --data).")
 SplitOpt = option(str, "--dataset split.")
-MetricsOpt = option(Path | None, "Write the metrics as JSON to FILE.", None, "--output", "-o")
+DatasetConfigOpt = option(str | None, "--dataset configuration (e.g. --dataset glue --dataset-config mrpc).")
+DelimiterOpt = option(str | None, "CSV field separator: one character, or tab/pipe/semicolon.")
+MetricsOpt = option(Path | None, "Write the metrics as JSON to FILE (- for stdout).", None, "--output", "-o")
+FormatOpt = option(str, "auto (a table on a terminal, JSON on a pipe), table, json, jsonl.", None, "--format")
+QuietOpt = option(bool, "Nothing on stderr but errors.", None, "--quiet", "-q")
+KeepOpt = option(bool, "--smoke: keep the shrunk model instead of removing it.", None, "--keep")
 PredictionsOpt = option(Path | None, "Write per-example predictions (JSON Lines) to FILE.")
 EvalBatchOpt = option(int, "Inputs per batch.", None, "--batch-size", "-b", min=1)
 EvalDeviceOpt = option(str, "auto, cpu, cuda, mps.")
@@ -59,8 +67,12 @@ def evaluate(
     data: DataOpt = None,
     dataset: DatasetOpt = None,
     split: SplitOpt = "test",
+    dataset_config: DatasetConfigOpt = None,
+    delimiter: DelimiterOpt = None,
     model: ModelOpt = None,
     output: MetricsOpt = None,
+    fmt: FormatOpt = "auto",
+    quiet: QuietOpt = False,
     predictions: PredictionsOpt = None,
     batch_size: EvalBatchOpt = 32,
     device: EvalDeviceOpt = "auto",
@@ -79,34 +91,50 @@ def evaluate(
     strict: StrictOpt = False,
     allow_absolute_paths: OutsideOpt = False,
     smoke: SmokeOpt = False,
+    keep: KeepOpt = False,
 ):
     import json
 
     from tasktool import api
+    from tasktool.cli.common import check_choice, output_format
+    from tasktool.runtime import DEVICES
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
+    fmt = output_format(fmt, METRIC_FORMATS)  # checked before any model loads
+    if quiet:
+        from tasktool.console import set_quiet
+
+        set_quiet(True)
+    check_choice("--device", device, DEVICES)
     metrics, records = api.evaluate(
         spec.name,
         model,
         data,
         dataset=dataset,
         split=split,
+        dataset_config=dataset_config,
+        delimiter=delimiter,
         batch_size=batch_size,
         device=device,
         columns=column_map(locals()),
         strict=strict,
         allow_absolute_paths=allow_absolute_paths,
         smoke=smoke,
+        keep=keep,
         return_predictions=True,
     )
-    if output:
-        _atomic_write(output, json.dumps(metrics, indent=2) + "\n")
+    from tasktool.cli.common import plain_json
+
+    to_stdout = output is not None and str(output) == "-"
+    if output and not to_stdout:
+        _atomic_write(output, json.dumps(plain_json(metrics), indent=2) + "\n")
     if predictions:
         _atomic_write(
             predictions, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
         )
-    show_metrics(metrics, f"{spec.name}: {model or spec.default_model} on {data or dataset}")
+    title = f"{spec.name}: {model or spec.default_model} on {data or dataset}"
+    show_metrics(metrics, title, "json" if to_stdout and fmt == "table" else fmt)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -120,8 +148,16 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def show_metrics(metrics: dict, title: str) -> None:
-    """The metrics as a two-column table on stdout."""
+METRIC_FORMATS = ("auto", "table", "json", "jsonl")
+
+
+def show_metrics(metrics: dict, title: str, fmt: str = "table") -> None:
+    """The metrics on stdout: a two-column table, or one JSON object (json, jsonl: a pipe's default)."""
+    if fmt in ("json", "jsonl"):
+        from tasktool.cli.common import print_json
+
+        print_json(metrics, fmt)
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -99,22 +99,36 @@ class BufferedFile(Writer):
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            if self.fmt == "json":
-                json.dump(self.records, fh, ensure_ascii=False, indent=2)
-            else:
-                columns: list[str] = []
-                for rec in self.records:
-                    columns += [k for k in rec if k not in columns]
-                out = csv.DictWriter(fh, fieldnames=columns)
-                out.writeheader()
-                for rec in self.records:
-                    out.writerow(
-                        {
-                            k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
-                            for k, v in rec.items()
-                        }
-                    )
+            _dump(self.records, self.fmt, fh)
         os.replace(tmp, self.path)
+
+
+def _dump(records: list[dict], fmt: str, fh) -> None:
+    if fmt == "json":
+        json.dump(records, fh, ensure_ascii=False, indent=2)
+        fh.write("\n")
+        return
+    columns: list[str] = []
+    for rec in records:
+        columns += [k for k in rec if k not in columns]
+    out = csv.DictWriter(fh, fieldnames=columns)
+    out.writeheader()
+    for rec in records:
+        out.writerow(
+            {k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v) for k, v in rec.items()}
+        )
+
+
+class BufferedStream(BufferedFile):
+    """--format json|csv on stdout: one JSON array (or one CSV table) once the run is complete."""
+
+    def __init__(self, stream, fmt: str):
+        self.stream, self.fmt, self.records = stream, fmt, []
+
+    def close(self, complete=True):
+        if complete:
+            _dump(self.records, self.fmt, self.stream)
+            self.stream.flush()
 
 
 class TableWriter(Writer):
@@ -185,5 +199,10 @@ def open_writers(output: Path | None, fmt: str, title: str, display, resume: boo
     elif fmt == "jsonl":
         writers.append(JsonLinesWriter(sys.stdout))
     elif fmt in ("json", "csv"):
-        raise TaskToolError(f"--format {fmt} needs --output FILE.{fmt}", "or use --format jsonl for stdout")
+        writers.append(BufferedStream(sys.stdout, fmt))
     return Fanout(writers)
+
+
+def is_stdout(output) -> bool:
+    """`--output -` means stdout, as in most command-line tools."""
+    return output is not None and str(output) == "-"
