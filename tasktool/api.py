@@ -35,14 +35,18 @@ def infer(
     quiet: bool = True,
     smoke: bool = False,
     overwrite: bool = False,
+    keep: bool = False,
+    context_in_records: str = "once",
     **options: Any,
 ) -> list[dict]:
     """Run a model over inputs; returns one record per input, in input order (also written to `output`).
 
     `options` are the infer options (model, device, dtype, batch_size, max_length, top_k, ...;
-    see tasktool.options.InferOptions)."""
+    see tasktool.options.InferOptions). smoke: a shrunk random model and the first few inputs
+    (its temporary folder is removed at exit unless `keep`)."""
     from tasktool.inference import run_inference
     from tasktool.io.inputs import InputSpec
+    from tasktool.io.readers import parse_delimiter
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
 
@@ -57,8 +61,9 @@ def infer(
         dataset_config=dataset_config,
         question=question,
         context=context,
-        delimiter=delimiter,
+        delimiter=parse_delimiter(delimiter),
         allow_absolute_paths=allow_absolute_paths,
+        context_in_records=context_in_records,
     )
     records: list[dict] = []
     run_inference(
@@ -73,6 +78,7 @@ def infer(
         smoke=smoke,
         collect=records,
         overwrite=overwrite,
+        keep=keep,
     )
     return records
 
@@ -85,11 +91,14 @@ def finetune(
     dataset: str | None = None,
     train_split: str = "train",
     eval_split: str | None = None,
+    dataset_config: str | None = None,
+    delimiter: str | None = None,
     model: str | None = None,
     recipe: str | None = None,
     output_dir: str | None = None,
     resume: bool = False,
     smoke: bool = False,
+    keep: bool = False,
     quiet: bool = False,
     columns: dict[str, str | None] | None = None,
     overrides: list[str] | None = None,
@@ -98,9 +107,10 @@ def finetune(
     """Fine-tune a model for `task`; returns the run's summary (what metrics.json holds).
 
     Settings: the task's recipe < `recipe` (a YAML file) < `recipe_keys` (epochs=1, lr=1e-4, ...) <
-    `overrides` ("key=value" strings, as on the command line)."""
+    `overrides` ("key=value" strings, as on the command line). smoke: a shrunk random model, a few
+    examples and steps, written to a temporary folder removed at exit (unless `keep` or `output_dir`)."""
     from tasktool.errors import TaskToolError
-    from tasktool.io.readers import Source
+    from tasktool.io.readers import Source, parse_delimiter
     from tasktool.recipes import resolve_recipe
     from tasktool.tasks.registry import resolve
 
@@ -112,17 +122,24 @@ def finetune(
     if not data and not dataset:
         raise TaskToolError("no training data", "pass --data FILE or --dataset NAME")
     resolved = resolve_recipe(spec.name, recipe, recipe_keys, list(overrides or []))
-    train_src = Source(data) if data else Source(dataset, train_split)
+    delimiter = parse_delimiter(delimiter)
+    if data:
+        train_src = Source(data, delimiter=delimiter)
+    else:
+        train_src = Source(dataset, train_split, config=dataset_config, delimiter=delimiter)
     eval_src = (
-        Source(eval_data) if eval_data else (Source(dataset, eval_split) if dataset and eval_split else None)
+        Source(eval_data, delimiter=delimiter)
+        if eval_data
+        else (Source(dataset, eval_split, config=dataset_config) if dataset and eval_split else None)
     )
     if smoke:
-        from tasktool.tiny.shrink import shrunk_model, smoke_dir, smoke_recipe
+        from tasktool.tiny.shrink import shrunk_model, smoke_dir, smoke_positions, smoke_recipe
 
-        tmp = smoke_dir(keep=not output_dir)  # a smoke run's output stays for a look
+        tmp = smoke_dir(keep=keep)  # removed when the process ends, unless --keep
         smoke_recipe(resolved)
         base = model or resolved.get("model") or spec.default_model
-        model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision")))
+        positions = smoke_positions(resolved)
+        model = str(shrunk_model(spec, base, tmp / "model", resolved.get("revision"), positions))
         output_dir = output_dir or str(tmp / "output")
     trainer = spec.load_trainer()(spec, resolved, columns or {}, quiet=quiet)
     from tasktool import runtime
@@ -136,6 +153,8 @@ def finetune(
 
             raise interrupted(out) from None
     summary["output_dir"] = str(output_dir or f"{spec.name}-finetuned")
+    if smoke:
+        summary["smoke"] = True
     return summary
 
 
@@ -146,12 +165,15 @@ def evaluate(
     *,
     dataset: str | None = None,
     split: str = "test",
+    dataset_config: str | None = None,
+    delimiter: str | None = None,
     batch_size: int = 32,
     device: str = "auto",
     columns: dict[str, str | None] | None = None,
     strict: bool = False,
     allow_absolute_paths: bool = False,
     smoke: bool = False,
+    keep: bool = False,
     return_predictions: bool = False,
     chat_template: str | None = None,
     allow_pickle: bool = False,
@@ -160,10 +182,11 @@ def evaluate(
 ):
     """Score a model on labelled data with the task's metric; returns the metrics (and, with
     `return_predictions`, one record per example as well). `overrides`: "key=value" recipe settings
-    over the model's saved recipe (a task's own keys, e.g. how its labels are read)."""
+    over the model's saved recipe (a task's own keys, e.g. how its labels are read). Bounded metrics
+    are on a 0-1 scale."""
     from tasktool import runtime
     from tasktool.errors import TaskToolError
-    from tasktool.io.readers import Source
+    from tasktool.io.readers import Source, parse_delimiter
     from tasktool.recipes import recipe_fields, resolve_recipe
     from tasktool.tasks.registry import resolve
     from tasktool.training.recipe import parse_overrides, read_yaml
@@ -178,6 +201,8 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise TaskToolError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 32")
     ref = model or spec.default_model
+    if not smoke:  # a missing folder or an unreachable Hub id fails now, before the data is read
+        ref = runtime.check_model_ref(ref)
     recipe = resolve_recipe(spec.name)
     saved = Path(ref).expanduser() / "recipe.yaml"
     if saved.is_file():  # a tasktool-trained folder: evaluate with its own settings (stride, label names)
@@ -188,17 +213,32 @@ def evaluate(
     recipe["allow_absolute_paths"] = allow_absolute_paths  # this call's flag, never the saved recipe's
     if chat_template:
         recipe["chat_template"] = chat_template
-    examples = spec.reader(recipe, columns).read(Source(data) if data else Source(dataset, split))
+    delimiter = parse_delimiter(delimiter)
+    source = (
+        Source(data, delimiter=delimiter)
+        if data
+        else Source(dataset, split, config=dataset_config, delimiter=delimiter)
+    )
+    examples = spec.reader(recipe, columns).read(source)
     if smoke:
-        from tasktool.tiny.shrink import SMOKE_EXAMPLES, shrunk_model, smoke_dir
+        from tasktool.tiny.shrink import SMOKE_EXAMPLES, shrunk_model, smoke_dir, smoke_positions
 
         examples = examples[:SMOKE_EXAMPLES]
-        ref = str(shrunk_model(spec, ref, smoke_dir() / "model"))
+        labels = None
+        if not Path(ref).expanduser().is_dir() and "finetune" in spec.modes:
+            # the real model's labels are unknown offline: the stand-in knows the data's
+            labels = spec.load_trainer()(spec, recipe, columns or {}, quiet=True).label_set(examples)
+        folder = smoke_dir(keep=keep) / "model"
+        ref = str(shrunk_model(spec, ref, folder, None, smoke_positions(recipe), labels))
     ref = runtime.check_model_ref(ref)
     evaluator = spec.evaluator(recipe)
     evaluator.allow_pickle, evaluator.trust_remote_code = allow_pickle, trust_remote_code
     metrics, records = evaluator.evaluate(ref, examples, batch_size=batch_size, device=device)
-    return (metrics, records) if return_predictions else metrics
+    if not return_predictions:
+        return metrics
+    from tasktool.io.records import record_jsonable
+
+    return metrics, [record_jsonable(r) for r in records]  # as `--predictions` writes them
 
 
 def merge(adapter_dir: str | Path, output_dir: str | Path) -> Path:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import sys
 
 _err = None
+_quiet = False  # -q: nothing on stderr but errors (set by the command line for this run)
+
+
+def set_quiet(value: bool) -> None:
+    global _quiet
+    _quiet = bool(value)
+
+
+def is_quiet() -> bool:
+    return _quiet
 
 
 def err_console():
@@ -17,11 +27,13 @@ def err_console():
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]warning:[/yellow] {message}")
+    if not _quiet:
+        err_console().print(f"[yellow]warning:[/yellow] {message}")
 
 
 def info(message: str) -> None:
-    err_console().print(message)
+    if not _quiet:
+        err_console().print(message)
 
 
 def stdout_is_terminal() -> bool:

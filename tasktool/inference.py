@@ -13,14 +13,15 @@ from pathlib import Path
 from tasktool.errors import TaskToolError
 
 
-def build_predictor(spec, opts):
+def build_predictor(spec, opts, quiet: bool = False):
     """Load the task's implementation and model (the slow part: imports torch/transformers)."""
-    from tasktool.console import err_console
+    from tasktool.console import err_console, is_quiet
 
     if not opts.model:
         opts.model = spec.default_model
     cls = spec.load_predictor()
-    with err_console().status(f"loading {opts.model}", spinner="dots") if sys.stderr.isatty() else _nothing():
+    spinner = sys.stderr.isatty() and not (quiet or is_quiet())
+    with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
         return cls(spec, opts)
 
 
@@ -44,6 +45,7 @@ def run_inference(
     smoke: bool = False,
     collect: list | None = None,
     overwrite: bool = False,
+    keep: bool = False,
 ) -> int:
     """Run `spec` over the inputs and write records (also into `collect`, when given: the Python API);
     smoke: a shrunk model and the first few inputs.
@@ -53,9 +55,13 @@ def run_inference(
     fingerprint. A complete output is replaced by a resume only with `overwrite`."""
     from tasktool.distributed import group
     from tasktool.io.outputs import OutputLock, refuse_overlap
-    from tasktool.io.writers import check_output_path
+    from tasktool.io.writers import FORMATS, check_output_path, is_stdout
     from tasktool.options import check_ranges
 
+    if fmt not in (*FORMATS, "none"):  # option values are checked before anything loads
+        raise TaskToolError(f"unknown --format '{fmt}'", f"use one of {', '.join(FORMATS)}")
+    if is_stdout(output):  # `--output -`: stdout, JSON Lines unless --format says otherwise
+        output, fmt = None, ("jsonl" if fmt in ("auto", "none") else fmt)
     check_ranges(opts)
     if output is not None:
         check_output_path(output)
@@ -66,11 +72,15 @@ def run_inference(
         )
     if resume and output.suffix.lower() != ".jsonl":
         raise TaskToolError("--resume needs a .jsonl --output", "write JSON Lines to resume")
+    if not smoke:  # a missing folder or an unreachable Hub id fails now, before torch is imported
+        from tasktool.runtime import check_model_ref
+
+        opts.model = check_model_ref(opts.model or spec.default_model)
     procs = group()  # under accelerate launch / torchrun: this process's shard, one ordered output
     lock = OutputLock(output).acquire() if output is not None and procs.is_main else None
     try:
         count = _run(
-            spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs
+            spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs, keep
         )
     finally:
         if lock is not None:
@@ -79,7 +89,9 @@ def run_inference(
     return count
 
 
-def _run(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs) -> int:
+def _run(
+    spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collect, overwrite, procs, keep=False
+) -> int:
     from tasktool.engine import Engine, Interrupted
     from tasktool.io.writers import Fanout, open_writers
 
@@ -98,8 +110,9 @@ def _run(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collec
     if smoke:
         from tasktool.tiny.shrink import shrunk_model, smoke_dir
 
-        opts.model = str(shrunk_model(spec, opts.model, smoke_dir() / "model", opts.revision))
-    predictor = build_predictor(spec, opts)
+        folder = smoke_dir(keep=keep) / "model"  # removed at exit unless --keep
+        opts.model = str(shrunk_model(spec, opts.model, folder, opts.revision, opts.max_length))
+    predictor = build_predictor(spec, opts, quiet)
     title = f"{spec.name} ({opts.model})"
     # under several processes the main one writes every record
     writer = (
@@ -107,7 +120,9 @@ def _run(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collec
         if procs.is_main
         else Fanout([])
     )
-    progress = _progress(quiet or not procs.is_main or bool(opts.stream))  # a bar would cut the stream
+    total = None if resume or smoke else _known_total(spec, source)
+    # a bar would cut a stream of tokens
+    progress = _progress(quiet or not procs.is_main or bool(opts.stream), total if procs.size == 1 else None)
     engine = Engine(
         predictor,
         batch_size=opts.batch_size,
@@ -130,7 +145,22 @@ def _run(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, collec
         from tasktool.console import warn
 
         warn(f"{errors} of {count} inputs failed (see their 'error' field)")
+    if not quiet and procs.is_main and fmt != "none":
+        from tasktool.console import info
+
+        where = f"written to {output}" if output is not None else "on stdout"
+        info(f"{count} record{'s' if count != 1 else ''} {where}" + (" (smoke run)" if smoke else ""))
     return count
+
+
+def _known_total(spec, source) -> int | None:
+    """How many inputs there are, where that is cheap to know (arguments, files, datasets)."""
+    from tasktool.io.inputs import count_inputs
+
+    try:
+        return count_inputs(spec.input_kind, source)
+    except Exception:  # noqa: BLE001 - a count is a nicety; reading the inputs reports real errors
+        return None
 
 
 def _is_jsonl(output: Path) -> bool:
@@ -428,14 +458,16 @@ def resume_from(output: Path, meta: dict, overwrite: bool) -> Path | None:
 
 def _write_all(records, writer, engine, progress, collect: list | None) -> tuple[int, int]:
     """Write every record as it comes; the output is marked complete only if the run ends normally."""
+    from tasktool.io.records import to_jsonable
+
     count = errors = 0
     complete = False
     try:
         with _graceful_interrupt(engine):
             for record in records:
                 writer.write(record)
-                if collect is not None:
-                    collect.append(record)
+                if collect is not None:  # the Python API: the records exactly as they are written
+                    collect.append(to_jsonable(record))
                 count += 1
                 errors += "error" in record
         complete = True
@@ -478,26 +510,40 @@ class _graceful_interrupt:
         return False
 
 
-def _progress(quiet: bool):
-    if quiet or not sys.stderr.isatty():
+def _progress(quiet: bool, total: int | None = None):
+    """A progress bar on a terminal: done/total, inputs per second and the time left when the total is
+    known (files, datasets, arguments); done and the rate when it is not (stdin, streamed datasets)."""
+    from tasktool.console import err_console, is_quiet
+
+    if quiet or is_quiet() or not sys.stderr.isatty():
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
-
-    from tasktool.console import err_console
-
-    progress = Progress(
-        SpinnerColumn(),
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console(),
-        transient=True,
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
-    task_id = progress.add_task("inferring", total=None)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.1f} inputs/s", style="progress.data.speed")
+
+    columns = [SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()]
+    columns += [RateColumn(), TimeElapsedColumn()]
+    if total is not None:
+        columns += ["eta", TimeRemainingColumn()]
+    progress = Progress(*columns, console=err_console(), transient=True)
+    task_id = progress.add_task("inferring", total=total)
     progress.start()
 
     class _P:
+        bar, task = progress, progress.tasks[0]
+
         def advance(self, n):
             progress.advance(task_id, n)
 

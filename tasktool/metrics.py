@@ -1,7 +1,9 @@
 """Offline metrics, computed with the metric libraries directly (the `evaluate` library fetches metric scripts from the Hub).
 
 Every function takes plain Python lists and returns a flat dict of floats, so `tasktool evaluate`,
-the trainers and the tests share one implementation.
+the trainers and the tests share one implementation. One scale for every bounded metric: 0-1
+(accuracy, F1, precision, recall, exact match, ROUGE, BLEU, chrF, WER, CER; sacreBLEU's and the
+SQuAD script's percentages are divided by 100). Loss and perplexity are not bounded.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _token_f1(prediction: str, truth: str) -> float:
 
 
 def squad(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Exact match and F1 in percent, each prediction scored against its best gold answer."""
+    """Exact match and F1 (0-1), each prediction scored against its best gold answer."""
     if not references:
         return {"exact_match": 0.0, "f1": 0.0}
     em = f1 = 0.0
@@ -83,14 +85,14 @@ def squad(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> di
         golds = list(golds) or [""]
         em += max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)
         f1 += max(_token_f1(pred, g) for g in golds)
-    return {"exact_match": 100 * em / len(references), "f1": 100 * f1 / len(references)}
+    return {"exact_match": em / len(references), "f1": f1 / len(references)}
 
 
 # --- generation -------------------------------------------------------------------------------
 
 
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """ROUGE-1/2/L F-measure (percent), with stemming as in the summarisation papers."""
+    """ROUGE-1/2/L F-measure (0-1), with stemming as in the summarisation papers."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
@@ -100,19 +102,19 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, fl
         for key, score in scorer.score(ref_l, pred_l).items():
             totals[key] += score.fmeasure
     n = max(len(references), 1)
-    return {key: 100 * value / n for key, value in totals.items()}
+    return {key: value / n for key, value in totals.items()}
 
 
 def bleu_chrf(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> dict[str, float]:
-    """Corpus sacreBLEU and chrF; a sentence may have several references."""
+    """Corpus sacreBLEU and chrF (0-1: sacrebleu's percentages / 100); a sentence may have several references."""
     import sacrebleu
 
     refs = [[r] if isinstance(r, str) else list(r) for r in references]
     width = max((len(r) for r in refs), default=1)
     streams = [[r[i] if i < len(r) else r[0] for r in refs] for i in range(width)]
     return {
-        "bleu": float(sacrebleu.corpus_bleu(list(predictions), streams).score),
-        "chrf": float(sacrebleu.corpus_chrf(list(predictions), streams).score),
+        "bleu": float(sacrebleu.corpus_bleu(list(predictions), streams).score) / 100,
+        "chrf": float(sacrebleu.corpus_chrf(list(predictions), streams).score) / 100,
     }
 
 

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool import hub
+from tasktool.errors import FAILURE, TaskToolError
 from tasktool.hub import offline
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -35,6 +36,14 @@ def check_model_ref(ref: str) -> str:
         return str(path)
     if path.exists() or looks_like_path(ref):
         raise TaskToolError(f"model folder '{ref}' not found", "check the path given to --model")
+    if not hub.ensure_reachable() and not hub.in_cache(ref):
+        # offline and not cached: say so now, before torch and transformers are even imported
+        raise TaskToolError(
+            f"cannot fetch model '{ref}': it is not a local folder or in the cache, and "
+            f"{hub.unreachable_reason()}",
+            f"pass --model with a local folder (e.g. one written by `tasktool finetune`), or {hub.unreachable_hint()}",
+            exit_code=FAILURE,
+        )
     return ref
 
 
@@ -42,13 +51,15 @@ def check_model_ref(ref: str) -> str:
 def hub_errors(ref: str, what: str = "model"):
     """Turn from_pretrained's long exceptions into one line with the fix."""
     quiet_transformers()
+    local = Path(ref).expanduser().is_dir()
     try:
         yield
+        if not local:
+            hub.note_offline()  # loaded from the cache: say once that this process works offline
     except TaskToolError:
         raise
     except (OSError, ValueError, KeyError) as exc:
         text = str(exc)
-        local = Path(ref).expanduser().is_dir()
         if "custom code" in text or "trust_remote_code" in text:
             raise TaskToolError(
                 f"{what} '{ref}' needs its own Python code to load, and tasktool does not run it by default",
@@ -59,9 +70,11 @@ def hub_errors(ref: str, what: str = "model"):
             ) from exc
         if not local and (offline() or "offline" in text.lower() or "connect" in text.lower()):
             raise TaskToolError(
-                f"cannot fetch {what} '{ref}': it is not a local folder and the Hugging Face Hub is unreachable",
+                f"cannot fetch {what} '{ref}': it is not a local folder or in the cache, and "
+                f"{hub.unreachable_reason()}",
                 "pass --model with a local folder (e.g. one written by `tasktool finetune`), "
-                "or go online and unset HF_HUB_OFFLINE",
+                f"or {hub.unreachable_hint()}",
+                exit_code=FAILURE,
             ) from exc
         if not local and (
             "not a valid model identifier" in text or "404" in text or "Repository Not Found" in text
@@ -672,3 +685,30 @@ def _adapter_class(adapter: dict, config):
         if hasattr(transformers, arch):
             return getattr(transformers, arch)
     return getattr(transformers, PEFT_TASK_CLASSES.get(adapter.get("task_type") or "", "AutoModel"))
+
+
+def max_input_length(tokenizer, config, fallback: int = 512) -> int:
+    """The longest input the model takes: the tokenizer's limit, capped by the position table."""
+    limits = [fallback]
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max and tok_max < 1_000_000:
+        limits = [tok_max]
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            # RoBERTa-style position ids start after the padding index
+            offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            limits.append(value - offset)
+    return min(limits)
+
+
+def fit_length(asked: int | None, limit: int, what: str = "--max-length") -> int:
+    """`asked` clamped to the model's `limit`, with a one-line warning when it was beyond it."""
+    if asked is None:
+        return limit
+    if asked > limit:
+        from tasktool.console import warn
+
+        warn(f"{what} {asked} is beyond what the model takes ({limit} tokens): using {limit}")
+        return limit
+    return asked

@@ -38,7 +38,6 @@ OPTION_CASES = [
     ("bad-aggregation", ["hi", "--aggregation", "mean"], ["--aggregation", "average"], 2),
     ("bad-format", ["hi", "--format", "xml"], ["--format"], 2),
     ("zero-batch-size", ["hi", "--batch-size", "0"], ["batch-size"], 2),
-    ("json-format-without-output", ["hi", "--format", "json"], ["--output"], 2),
     ("resume-without-output", ["hi", "--resume"], ["--resume", "--output"], 2),
     ("two-input-sources", ["hi", "--file", "x.txt"], ["one way"], 2),
 ]

@@ -343,7 +343,7 @@ def test_zero_byte_and_truncated_images_are_skipped_with_a_count(cli, tiny, tmp_
     folder = _image_manifest(tmp_path)
     result = cli(
         "finetune", "image-classification", "--data", folder, "--model", tiny("image-classification"),
-        "-o", tmp_path / "o", "max_steps=1", "batch_size=2", "--quiet",
+        "-o", tmp_path / "o", "max_steps=1", "batch_size=2",
         "--eval-data", samples.write_image_classes(tmp_path / "dev", 1),
     )  # fmt: skip
     assert result.code == 0, result.err

@@ -147,7 +147,7 @@ def test_qa_evaluate_uses_the_infer_predictor_answers(cli, tiny, tmp_path):
     assert inferred.code == 0, inferred.err
     assert [r["answer"] for r in inferred.records()] == [p["prediction"] for p in preds]
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["examples"] == 14 and 0 <= metrics["exact_match"] <= metrics["f1"] <= 100
+    assert metrics["examples"] == 14 and 0 <= metrics["exact_match"] <= metrics["f1"] <= 1
 
 
 def test_evaluate_refuses_labels_the_model_does_not_know_naming_the_row(cli, classifier, tmp_path):
@@ -229,8 +229,8 @@ def test_squad_exact_match_and_f1_use_the_best_gold_answer():
     from tasktool.metrics import squad
 
     m = squad(["the Eiffel Tower", "Paris France"], [["Eiffel Tower", "a tower"], ["Paris"]])
-    assert m["exact_match"] == 50.0
-    assert m["f1"] == pytest.approx(100 * (1.0 + 2 / 3) / 2)
+    assert m["exact_match"] == 0.5
+    assert m["f1"] == pytest.approx((1.0 + 2 / 3) / 2)
 
 
 def test_generation_metrics_rouge_bleu_chrf_wer_and_perplexity():
@@ -239,11 +239,11 @@ def test_generation_metrics_rouge_bleu_chrf_wer_and_perplexity():
     from tasktool.metrics import bleu_chrf, perplexity, rouge, wer_cer
 
     same = "the cat sat on the mat"
-    assert rouge([same], [same])["rouge1"] == pytest.approx(100.0)
+    assert rouge([same], [same])["rouge1"] == pytest.approx(1.0)
     assert rouge(["a dog ran"], [same])["rouge2"] == 0.0
     scores = bleu_chrf([same], [same])
-    assert scores["bleu"] == pytest.approx(100.0) and scores["chrf"] == pytest.approx(100.0)
-    assert bleu_chrf(["the cat"], [["a dog", "the cat"]])["chrf"] == pytest.approx(100.0)
+    assert scores["bleu"] == pytest.approx(1.0) and scores["chrf"] == pytest.approx(1.0)
+    assert bleu_chrf(["the cat"], [["a dog", "the cat"]])["chrf"] == pytest.approx(1.0)
     errors = wer_cer(["the cat sat"], ["the cat sat down"])
     assert errors["wer"] == pytest.approx(0.25) and 0 < errors["cer"] < 0.5
     assert perplexity(2 * math.log(4), 2)["perplexity"] == pytest.approx(4.0)

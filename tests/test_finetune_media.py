@@ -93,7 +93,7 @@ def test_audio_classifier_goes_from_chance_to_separating_two_pitches(cli, tiny, 
     assert result.code == 0, result.err
     after = _metrics(out)["eval"]
     assert before["accuracy"] <= 0.75 < 0.9 <= after["accuracy"], (before, after)
-    assert after["examples"] == 8 and after["top5_accuracy"] == 1.0
+    assert after["examples"] == 8 and "top5_accuracy" not in after  # 2 classes: top-5 would always be 1.0
     assert (out / "confusion_matrix.png").stat().st_size > 0
 
 
@@ -245,7 +245,7 @@ def test_real_samples_train_offline_and_the_folder_serves_infer_and_evaluate(
     )
     assert result.code == 0, result.err
     summary = _metrics(out)
-    assert {"accuracy", "macro_f1", "top5_accuracy"} <= set(summary["eval"])
+    assert {"accuracy", "macro_f1"} <= set(summary["eval"]) and "top5_accuracy" not in summary["eval"]
     assert summary["train"]["global_step"] == 3 and summary["train"]["eval_examples"] == len(labels)
     for name in ("README.md", "loss_curve.png", "confusion_matrix.png", "recipe.yaml", "eval.jsonl"):
         assert (out / name).stat().st_size > 0, name

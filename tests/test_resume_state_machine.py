@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,8 +65,11 @@ class Echo(Predictor):
         return [{"label": f"len{len(text)}", "score": 0.5} for text in batch]
 
 
+# a model "folder" the runner can check (it holds a config.json) for a predictor that reads nothing
+ECHO_MODEL = Path(tempfile.mkdtemp(prefix="tasktool-echo-model-"))
+(ECHO_MODEL / "config.json").write_text("{}")
 SPEC = SimpleNamespace(
-    name="echo", input_kind="text", default_model="echo-model", load_predictor=lambda: Echo
+    name="echo", input_kind="text", default_model=str(ECHO_MODEL), load_predictor=lambda: Echo
 )
 
 
@@ -74,7 +78,7 @@ def run(inputs: Path, out: Path, resume=False, overwrite=False, batch_size=2, on
     from tasktool.io.inputs import InputSpec
     from tasktool.options import InferOptions
 
-    opts = InferOptions(model="echo-model", batch_size=batch_size)
+    opts = InferOptions(model=str(ECHO_MODEL), batch_size=batch_size)
     source = InputSpec(file=str(inputs))
     return run_inference(
         SPEC, opts, source, out, fmt="none", resume=resume, on_error=on_error, quiet=True, overwrite=overwrite

@@ -19,7 +19,7 @@ app = typer.Typer(
     "  tasktool finetune sentiment --data train.csv --output-dir out/\n\n"
     "  tasktool evaluate sentiment --model out/ --data dev.csv",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -35,15 +35,32 @@ def _version(value: bool):
 @app.callback()
 def _root(
     debug: bool = typer.Option(
-        False, "--debug", help="Show full tracebacks on errors (or TASKTOOL_DEBUG=1)."
+        False,
+        "--debug",
+        help="Show full tracebacks on errors (or TASKTOOL_DEBUG=1). Before or after the command.",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Nothing on stderr but errors. Before or after the command."
+    ),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        help="auto (a table on a terminal, JSON on a pipe), table, jsonl, json, csv. "
+        "Before or after the command.",
+        show_default=False,
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ):
     """Run any Hugging Face Transformers task from the shell."""
-    if debug:
-        os.environ["TASKTOOL_DEBUG"] = "1"
+    from tasktool.cli.common import FORMATS, GLOBAL, check_choice
+    from tasktool.console import set_quiet
+
+    if fmt is not None:
+        check_choice("--format", fmt, FORMATS)  # refused here, before any command loads a model
+    GLOBAL.update(debug=debug, quiet=quiet, format=fmt)
+    set_quiet(quiet)
 
 
 def _register():
@@ -61,7 +78,36 @@ _register()
 
 
 def _debug() -> bool:
-    return os.environ.get("TASKTOOL_DEBUG", "0") not in ("", "0", "false") or "--debug" in sys.argv
+    from tasktool.cli.common import GLOBAL
+
+    return os.environ.get("TASKTOOL_DEBUG", "0") not in ("", "0", "false") or GLOBAL["debug"]
+
+
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """--debug, --quiet/-q and --format X work anywhere on the line: they are moved in front of the
+    command, where the root callback reads them (a `--` ends the options, as usual)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append("--quiet" if arg == "-q" else arg)
+        elif arg == "--format" and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        elif arg.startswith("--format="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def render_error(message: str) -> None:
@@ -84,6 +130,13 @@ def main(argv: list[str] | None = None) -> None:
 
         prepare_env()
 
+    from tasktool.cli.common import GLOBAL
+    from tasktool.console import set_quiet
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    GLOBAL.update(debug="--debug" in argv, quiet=False, format=None)  # one run's flags, nothing left over
+    set_quiet(False)
+    argv = hoist_global_flags(argv)
     try:
         code = app(args=argv, standalone_mode=False, prog_name="tasktool")
         sys.exit(code if isinstance(code, int) else 0)
@@ -101,8 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(INTERRUPTED)
     except click.ClickException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()
-            sys.exit(0)
+            exc.show()  # the help; a command given nothing to work on is still a usage error
+            ctx = getattr(exc, "ctx", None)
+            sys.exit(USAGE if ctx is not None and ctx.parent is not None else 0)
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         render_error((exc.format_message() + where).replace("[", "\\["))
@@ -122,3 +176,6 @@ def main(argv: list[str] | None = None) -> None:
             "for the traceback)".replace("[", "\\[")
         )
         sys.exit(FAILURE)
+    finally:  # the flags were this run's: a later call in the same process (the Python API) starts clean
+        GLOBAL.update(debug=False, quiet=False, format=None)
+        set_quiet(False)

@@ -10,7 +10,9 @@ import typer
 FormatOpt = Annotated[
     str,
     typer.Option(
-        "--format", help="auto (a table on a terminal, JSON Lines on a pipe), table, jsonl, json, csv."
+        "--format",
+        help="auto (a table on a terminal, JSON Lines on a pipe), table, jsonl, json, csv. "
+        "Anywhere on the line.",
     ),
 ]
 TaskArg = Annotated[
@@ -46,9 +48,13 @@ AbsPathsOpt = Annotated[
 ]
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension)."),
+    typer.Option(
+        "--output", "-o", help="Write records to FILE (.jsonl, .json or .csv by extension); - for stdout."
+    ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors (no progress, no notes).")
+]
 
 
 def option(kind, help_text: str, panel: str | None = None, *names: str, **extra):
@@ -143,3 +149,77 @@ def _number(word: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---------------------------------------------------------------------- global flags and machine output
+
+FORMATS = ("auto", "table", "jsonl", "json", "csv")
+# --debug / --quiet / --format, wherever they were given on the line (cli/app.py moves them to the root)
+GLOBAL: dict = {"debug": False, "quiet": False, "format": None}
+
+
+def output_format(local: str = "auto", allowed=FORMATS, pipe: str = "json") -> str:
+    """The --format in force, checked before anything runs; 'auto' is a table on a terminal and `pipe`
+    (JSON for one document, JSON Lines for lists) on a pipe."""
+    import sys
+
+    fmt = GLOBAL["format"] or local or "auto"
+    check_choice("--format", fmt, allowed)
+    if fmt == "auto":
+        return "table" if sys.stdout.isatty() else pipe
+    return fmt
+
+
+def is_quiet(local: bool = False) -> bool:
+    return bool(local or GLOBAL["quiet"])
+
+
+def plain_json(value):
+    """Metrics and summaries as strict JSON: NaN/inf become null (json.dumps would write NaN)."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(value, fmt: str = "json") -> None:
+    """One JSON document on stdout: indented for --format json on a terminal, else one line."""
+    import json
+    import sys
+
+    indent = 2 if fmt == "json" and sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(plain_json(value), indent=indent, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_rows(rows: list[dict], fmt: str) -> None:
+    """Rows for a pipe: JSON Lines (jsonl), one JSON array (json) or CSV."""
+    import json
+    import sys
+
+    if fmt == "jsonl":
+        for row in rows:
+            sys.stdout.write(json.dumps(plain_json(row), ensure_ascii=False, default=str) + "\n")
+    elif fmt == "csv":
+        import csv
+
+        columns: list[str] = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        out = csv.DictWriter(sys.stdout, fieldnames=columns)
+        out.writeheader()
+        for row in rows:
+            out.writerow(
+                {
+                    k: v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)
+                    for k, v in row.items()
+                }
+            )
+    else:
+        print_json(rows, fmt)
+    sys.stdout.flush()

@@ -30,10 +30,12 @@ from tasktool.cli.common import (
     option,
 )
 
-HELP = """Score a model on labelled data: the task's metric, as a table (JSON with --output).
+HELP = """Score a model on labelled data: the task's metric, as a table on a terminal, JSON on a pipe.
 
 Predictions come from the same engine and predictor as `tasktool infer`. Recipe keys (a task's own
 included, `tasktool recipes show TASK --keys`) may follow as flags or key=value: `--ignore-index 0`.
+Bounded metrics (accuracy, F1, exact match, ROUGE, BLEU, chrF, WER, ...) are on a 0-1 scale; loss
+and perplexity are not bounded.
 
 Examples:
 
@@ -42,12 +44,19 @@ Examples:
   tasktool evaluate ner --model ner-model --data dev.conll --output metrics.json
 
   tasktool evaluate qa --model qa-model --data dev.json --predictions preds.jsonl
+
+  tasktool evaluate sentiment --model m/ --data test.csv | jq .accuracy
 """
 
 DataOpt = option(str | None, "Labelled data file, CoNLL file or dataset folder.", None, "--data", "-d")
 DatasetOpt = option(str | None, "A Hub dataset name or save_to_disk folder (instead of --data).")
 SplitOpt = option(str, "--dataset split.")
-MetricsOpt = option(Path | None, "Write the metrics as JSON to FILE.", None, "--output", "-o")
+DatasetConfigOpt = option(str | None, "--dataset configuration (e.g. --dataset glue --dataset-config mrpc).")
+DelimiterOpt = option(str | None, "CSV field separator: one character, or tab/pipe/semicolon.")
+MetricsOpt = option(Path | None, "Write the metrics as JSON to FILE (- for stdout).", None, "--output", "-o")
+FormatOpt = option(str, "auto (a table on a terminal, JSON on a pipe), table, json, jsonl.", None, "--format")
+QuietOpt = option(bool, "Nothing on stderr but errors.", None, "--quiet", "-q")
+KeepOpt = option(bool, "--smoke: keep the shrunk model instead of removing it.", None, "--keep")
 PredictionsOpt = option(Path | None, "Write per-example predictions (JSON Lines) to FILE.")
 EvalBatchOpt = option(int, "Inputs per batch.", None, "--batch-size", "-b", min=1)
 EvalDeviceOpt = option(str, "auto, cpu, cuda, mps.")
@@ -69,8 +78,12 @@ def evaluate(
     data: DataOpt = None,
     dataset: DatasetOpt = None,
     split: SplitOpt = "test",
+    dataset_config: DatasetConfigOpt = None,
+    delimiter: DelimiterOpt = None,
     model: ModelOpt = None,
     output: MetricsOpt = None,
+    fmt: FormatOpt = "auto",
+    quiet: QuietOpt = False,
     predictions: PredictionsOpt = None,
     batch_size: EvalBatchOpt = 32,
     device: EvalDeviceOpt = "auto",
@@ -92,18 +105,28 @@ def evaluate(
     chat_template: ChatTemplateOpt = None,
     allow_pickle: PickleOpt = False,
     trust_remote_code: TrustOpt = False,
+    keep: KeepOpt = False,
 ):
     import json
 
     from tasktool import api
-    from tasktool.io.records import record_jsonable, to_jsonable, valid_text
+    from tasktool.cli.common import check_choice, output_format, plain_json
+    from tasktool.io.records import record_jsonable, valid_text
+    from tasktool.runtime import DEVICES
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
+    fmt = output_format(fmt, METRIC_FORMATS)  # checked before any model loads
+    if quiet:
+        from tasktool.console import set_quiet
+
+        set_quiet(True)
+    check_choice("--device", device, DEVICES)
     columns = column_map(locals())
+    to_stdout = output is not None and str(output) == "-"
     # the output paths are checked (and locked) before the evaluation, not after it
     locks = _claim_outputs(
-        {"--output": output, "--predictions": predictions},
+        {"--output": None if to_stdout else output, "--predictions": predictions},
         [("data", data), ("dataset", dataset), ("model folder", model)],
     )
     try:
@@ -113,20 +136,23 @@ def evaluate(
             data,
             dataset=dataset,
             split=split,
+            dataset_config=dataset_config,
+            delimiter=delimiter,
             batch_size=batch_size,
             device=device,
             columns=columns,
             strict=strict,
             allow_absolute_paths=allow_absolute_paths,
             smoke=smoke,
+            keep=keep,
             return_predictions=True,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
             chat_template=chat_template,
             overrides=flag_overrides(list(ctx.args)),
         )
-        if output:  # JSON has no NaN: a metric that is not a number is written as null
-            _atomic_write(output, json.dumps(to_jsonable(metrics, digits=None), indent=2) + "\n")
+        if output and not to_stdout:  # JSON has no NaN: a metric that is not a number is written as null
+            _atomic_write(output, json.dumps(plain_json(metrics), indent=2) + "\n")
         if predictions:
             _atomic_write(
                 predictions,
@@ -138,7 +164,8 @@ def evaluate(
     finally:
         for lock in locks:
             lock.release()
-    show_metrics(metrics, f"{spec.name}: {model or spec.default_model} on {data or dataset}")
+    title = f"{spec.name}: {model or spec.default_model} on {data or dataset}"
+    show_metrics(metrics, title, "json" if to_stdout and fmt == "table" else fmt)
 
 
 def _claim_outputs(outputs: dict, inputs: list) -> list:
@@ -183,9 +210,17 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def show_metrics(metrics: dict, title: str) -> None:
-    """The metrics as a two-column table on stdout (names and paths shown as written, never read as
-    rich markup)."""
+METRIC_FORMATS = ("auto", "table", "json", "jsonl")
+
+
+def show_metrics(metrics: dict, title: str, fmt: str = "table") -> None:
+    """The metrics on stdout: a two-column table (names and paths shown as written, never read as rich
+    markup), or one JSON object (json, jsonl: a pipe's default)."""
+    if fmt in ("json", "jsonl"):
+        from tasktool.cli.common import print_json
+
+        print_json(metrics, fmt)
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -41,11 +41,15 @@ Examples:
 
   tasktool finetune qa --data squad_sample.json --max-steps 200 max_length=256
 
-  tasktool finetune classify --dataset glue --train-split train --eval-split validation
+  tasktool finetune classify --dataset glue --dataset-config mrpc --eval-split validation
 
   tasktool finetune generate --recipe chat-lora --data chats.jsonl -o chat-adapter lora_r=32
 
   tasktool finetune detect --data boxes.csv --max-steps 300 --output-dir detector
+
+  tasktool finetune ner --data train.jsonl --smoke   # checks the command in seconds (CI)
+
+On a pipe (or with --format json) the run's summary is printed as JSON.
 """
 
 G_DATA, G_TRAIN = "Data", "Training"
@@ -64,6 +68,16 @@ EvalDataOpt = option(str | None, "Evaluation data (default: a fixed-seed held-ou
 DatasetOpt = option(str | None, "A Hub dataset name or save_to_disk folder (instead of --data).", G_DATA)
 TrainSplitOpt = option(str, "--dataset split to train on.", G_DATA)
 EvalSplitOpt = option(str | None, "--dataset split to evaluate on (default: held out).", G_DATA)
+DatasetConfigOpt = option(
+    str | None, "--dataset configuration (e.g. --dataset glue --dataset-config mrpc).", G_DATA
+)
+DelimiterOpt = option(str | None, "CSV field separator: one character, or tab/pipe/semicolon.", G_DATA)
+FormatOpt = option(
+    str, "auto (a table on a terminal, JSON on a pipe), table, json, jsonl.", G_TRAIN, "--format"
+)
+KeepOpt = option(
+    bool, "--smoke: keep the temporary folder (its path is printed) instead of removing it.", G_TRAIN
+)
 RecipeOpt = option(str | None, "A YAML recipe over the task's defaults.", G_TRAIN)
 OutputDirOpt = option(
     str | None,
@@ -83,7 +97,7 @@ ResumeOpt = option(bool, "Continue from the last checkpoint in --output-dir.", G
 SmokeOpt = option(
     bool,
     "Check this exact command in seconds: same data, columns and recipe, a shrunk random model, "
-    "a few examples and steps; output to a temporary folder unless --output-dir.",
+    "a few examples and steps; output to a temporary folder (removed; --keep keeps it) unless --output-dir.",
     G_TRAIN,
     "--smoke",
 )
@@ -121,6 +135,8 @@ def finetune(
     dataset: DatasetOpt = None,
     train_split: TrainSplitOpt = "train",
     eval_split: EvalSplitOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    delimiter: DelimiterOpt = None,
     model: ModelOpt = None,
     recipe: RecipeOpt = None,
     output_dir: OutputDirOpt = None,
@@ -134,6 +150,8 @@ def finetune(
     resume: ResumeOpt = False,
     quiet: QuietOpt = False,
     smoke: SmokeOpt = False,
+    keep: KeepOpt = False,
+    fmt: FormatOpt = "auto",
     text_column: TextCol = None,
     text_pair_column: TextPairCol = None,
     label_column: LabelCol = None,
@@ -153,9 +171,13 @@ def finetune(
     load_in_4bit: FourBitOpt = False,
 ):
     from tasktool import api
+    from tasktool.cli.common import is_quiet, output_format
+    from tasktool.cli.evaluate import METRIC_FORMATS
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
+    fmt = output_format(fmt, METRIC_FORMATS)  # checked before any model loads
+    quiet = is_quiet(quiet)
     summary = api.finetune(
         spec.name,
         data,
@@ -163,11 +185,14 @@ def finetune(
         dataset=dataset,
         train_split=train_split,
         eval_split=eval_split,
+        dataset_config=dataset_config,
+        delimiter=delimiter,
         model=model,
         recipe=recipe,
         output_dir=output_dir,
         resume=resume,
         smoke=smoke,
+        keep=keep,
         quiet=quiet,
         columns=column_map(locals()),
         overrides=flag_overrides(list(overrides or [])),
@@ -187,13 +212,22 @@ def finetune(
     out = summary["output_dir"]
     from tasktool.cli.evaluate import show_metrics
 
-    show_metrics(summary["eval"], f"{spec.name}: {out} (evaluated on {summary['eval_data']})")
-    if not quiet:
-        from tasktool.console import info
+    if fmt == "table":
+        show_metrics(summary["eval"], f"{spec.name}: {out} (evaluated on {summary['eval_data']})")
+    else:  # a pipe or --format json: the whole summary (what metrics.json holds), one JSON object
+        from tasktool.cli.common import print_json
 
-        info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
-        if not smoke:
-            info(f'try: tasktool infer {spec.name} --model {out} "..."')
+        print_json(summary, fmt)
+    if quiet:
+        return
+    from tasktool.console import info
+
+    if smoke:  # a random model: nothing to use, only the news that the command works
+        kept = f"; its files are in {out}/" if output_dir or keep else ""
+        info(f"smoke run passed: the data, columns and recipe work with a shrunk random model{kept}")
+        return
+    info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
+    info(f'try: tasktool infer {spec.name} --model {out} "..."')
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,19 @@ ColumnOpt = option(
 )
 DatasetOpt = option(str | None, "Dataset: a save_to_disk folder or a Hub name.", G_IN)
 SplitOpt = option(str, "Dataset split.", G_IN)
+DatasetConfigOpt = option(
+    str | None, "Dataset configuration (e.g. --dataset glue --dataset-config sst2).", G_IN
+)
+DelimiterOpt = option(
+    str | None, "CSV field separator: one character, or tab/pipe/semicolon (default: by suffix).", G_IN
+)
+ContextRecordsOpt = option(
+    str,
+    "QA: the context in records: once (in the first record that uses it; the others name its "
+    "context_id), full (in every record) or id (the context_id alone).",
+    G_OUT,
+)
+KeepOpt = option(bool, "--smoke: keep the shrunk model (its folder is named) instead of removing it.", G_OUT)
 QuestionOpt = option(str | None, "QA: the question (inputs are contexts).", G_IN)
 ContextOpt = option(str | None, "QA: the context (inputs are questions).", G_IN)
 ResumeOpt = option(
@@ -145,6 +158,8 @@ def infer(
     column: ColumnOpt = None,
     dataset: DatasetOpt = None,
     split: SplitOpt = "test",
+    dataset_config: DatasetConfigOpt = None,
+    delimiter: DelimiterOpt = None,
     question: QuestionOpt = None,
     context: ContextOpt = None,
     output: OutputOpt = None,
@@ -156,6 +171,8 @@ def infer(
     save_raw: RawOpt = False,
     quiet: QuietOpt = False,
     smoke: SmokeOpt = False,
+    keep: KeepOpt = False,
+    context_in_records: ContextRecordsOpt = "once",
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     device: DeviceOpt = "auto",
@@ -197,14 +214,19 @@ def infer(
 ):
     from dataclasses import fields
 
-    from tasktool.cli.common import check_choice
+    from tasktool.cli.common import FORMATS, GLOBAL, check_choice, is_quiet
     from tasktool.inference import run_inference
-    from tasktool.io.inputs import InputSpec
+    from tasktool.io.inputs import CONTEXT_IN_RECORDS, InputSpec
+    from tasktool.io.readers import parse_delimiter
     from tasktool.options import InferOptions
     from tasktool.runtime import DEVICES, DTYPES
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
+    fmt = GLOBAL["format"] or fmt  # --format before or after the command
+    quiet = is_quiet(quiet)
+    check_choice("--format", fmt, FORMATS)  # every option value is checked before a model loads
+    check_choice("--context-in-records", context_in_records, CONTEXT_IN_RECORDS)
     check_choice("--on-error", on_error, ("raise", "skip"))
     check_choice("--aggregation", aggregation, ("none", "simple", "first", "average", "max"))
     check_choice("--subtask", subtask, ("panoptic", "semantic", "instance"))
@@ -218,9 +240,14 @@ def infer(
         column=column,
         dataset=dataset,
         split=split,
+        dataset_config=dataset_config,
         question=question,
         context=context,
+        delimiter=parse_delimiter(delimiter),
         allow_absolute_paths=allow_absolute_paths,
+        context_in_records=context_in_records,
     )
     output = Path(output) if output else None
-    run_inference(spec, opts, source, output, fmt, resume, on_error, quiet, smoke, overwrite=overwrite)
+    run_inference(
+        spec, opts, source, output, fmt, resume, on_error, quiet, smoke, overwrite=overwrite, keep=keep
+    )

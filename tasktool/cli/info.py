@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
@@ -16,8 +14,10 @@ def tasks(fmt: FormatOpt = "auto"):
 
     Examples: `tasktool tasks`, `tasktool tasks --format jsonl | jq .name`
     """
+    from tasktool.cli.common import output_format, print_rows
     from tasktool.tasks.registry import TASKS
 
+    fmt = output_format(fmt, pipe="jsonl")
     rows = [
         {
             "name": s.name,
@@ -30,12 +30,8 @@ def tasks(fmt: FormatOpt = "auto"):
         }
         for s in TASKS.values()
     ]
-    if fmt == "jsonl" or (fmt == "auto" and not sys.stdout.isatty()):
-        for row in rows:
-            print(json.dumps(row))
-        return
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
+    if fmt != "table":
+        print_rows(rows, fmt)
         return
     from rich.console import Console
     from rich.table import Table
@@ -63,7 +59,10 @@ def env(
     import platform
 
     from tasktool import __version__
+    from tasktool.cli.common import output_format, print_json
     from tasktool.runtime import offline, offline_base_model
+
+    fmt = output_format(fmt, ("auto", "table", "json", "jsonl"))
 
     info: dict = {
         "tasktool": __version__,
@@ -98,11 +97,18 @@ def env(
         info["cpu_bf16_units"] = cpu_has_native("bf16")
         info["cpu_fp16_units"] = cpu_has_native("fp16")
     info["hub_offline"] = offline()
+    from tasktool import hub
+
+    info["hub_endpoint"] = hub.endpoint()
+    why = None if offline() else hub.probe()  # one quick connection attempt (HF_ENDPOINT, proxies)
+    info["hub_reachable"] = None if offline() else why is None
+    if why:
+        info["hub_unreachable_because"] = why
     info["hf_home"] = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
     info["hf_token_set"] = bool(os.environ.get("HF_TOKEN"))  # never the token itself
     info["offline_base_model"] = offline_base_model()
-    if fmt in ("json", "jsonl") or (fmt == "auto" and not sys.stdout.isatty()):
-        print(json.dumps(info, indent=2 if fmt == "json" else None))
+    if fmt != "table":
+        print_json(info, fmt)
         return
     from rich.console import Console
     from rich.table import Table

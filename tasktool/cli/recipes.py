@@ -6,36 +6,31 @@ from typing import Annotated
 
 import typer
 
+from tasktool.cli.common import FormatOpt
+
 recipes_app = typer.Typer(help="List the fine-tuning recipes, or show one.", no_args_is_help=True)
 
 
 @recipes_app.command("list")
-def list_recipes():
-    """Every task with a recipe: its default checkpoint, metric and key settings."""
-    import sys
-
+def list_recipes(fmt: FormatOpt = "auto"):
+    """Every task with a recipe: its default checkpoint, metric and key settings (JSON Lines on a pipe)."""
+    from tasktool.cli.common import output_format, print_rows
     from tasktool.recipes import available, file_fields
     from tasktool.training.recipe import read_yaml
 
+    fmt = output_format(fmt, pipe="jsonl")
     header = ("task", "model", "metric", "epochs", "lr", "batch_size", "max_length")
-    rows = []
+    records = []
     for path in available():
         r = read_yaml(path, file_fields(path))
-        rows.append(
-            (
-                path.stem,
-                str(r.get("model", "")),
-                str(r.get("metric", "")),
-                str(r.get("epochs", "")),
-                str(r.get("lr", "")),
-                str(r.get("batch_size", "")),
-                str(r.get("max_length", r.get("block_size", ""))),
-            )
+        values = (r.get(k) for k in ("model", "metric", "epochs", "lr", "batch_size"))
+        records.append(
+            dict(zip(header, (path.stem, *values, r.get("max_length", r.get("block_size"))), strict=True))
         )
-    if not sys.stdout.isatty():  # a pipe: one tab-separated line per recipe
-        for row in (header, *rows):
-            typer.echo("\t".join(row))
+    if fmt != "table":
+        print_rows(records, fmt)
         return
+    rows = [tuple("" if v is None else str(v) for v in rec.values()) for rec in records]
     from rich.console import Console
     from rich.table import Table
 
@@ -53,12 +48,19 @@ def show_recipe(
     keys: Annotated[
         bool, typer.Option("--keys", help="List every recipe key with its type and meaning.")
     ] = False,
+    fmt: FormatOpt = "auto",
 ):
-    """The task's recipe as YAML (copy it, edit it, pass it with --recipe)."""
-    from tasktool.recipes import recipe_fields, recipe_path
-    from tasktool.training.recipe import FIELDS
+    """The task's recipe as YAML (copy it, edit it, pass it with --recipe); --format json: as JSON."""
+    from tasktool.cli.common import GLOBAL, check_choice, print_json
+    from tasktool.recipes import file_fields, recipe_fields, recipe_path
+    from tasktool.training.recipe import FIELDS, read_yaml
 
+    fmt = GLOBAL["format"] or fmt
+    check_choice("--format", fmt, ("auto", "table", "yaml", "json", "jsonl"))
     path = recipe_path(task)
+    if fmt in ("json", "jsonl"):
+        print_json(read_yaml(path, file_fields(path)), fmt)
+        return
     typer.echo(f"# {path}")
     typer.echo(path.read_text(encoding="utf-8").rstrip())
     if keys:

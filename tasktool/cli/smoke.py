@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -34,13 +32,14 @@ def smoke(
 ):
     import os
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smoke never reaches for the network
+    from tasktool.cli.common import output_format, print_rows
     from tasktool.errors import FAILURE
 
+    fmt = output_format(fmt, pipe="jsonl")  # checked before anything runs
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smoke never reaches for the network
     rows = run_smoke(list(tasks or []), keep)
-    if fmt in ("jsonl", "json") or (fmt == "auto" and not sys.stdout.isatty()):
-        for row in rows:
-            print(json.dumps(row))
+    if fmt != "table":
+        print_rows(rows, fmt)
     else:
         from rich.console import Console
         from rich.table import Table

@@ -39,6 +39,12 @@ class InputSpec:
     fmt: str | None = None  # force a file format
     delimiter: str | None = None  # CSV/TSV field separator (default: by the file's suffix)
     allow_absolute_paths: bool = False  # manifest paths may leave the manifest's folder
+    # QA records: "once" (a context's text in the first record that uses it, its context_id in every
+    # record), "full" (the text in every record) or "id" (the context_id alone)
+    context_in_records: str = "once"
+
+
+CONTEXT_IN_RECORDS = ("once", "full", "id")
 
 
 def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
@@ -93,6 +99,32 @@ def is_conversation(value) -> bool:
 
 
 def pair_items(spec: InputSpec) -> Iterator[Item]:
+    """Question+context pairs; the records show each context once (see InputSpec.context_in_records)."""
+    if spec.context_in_records not in CONTEXT_IN_RECORDS:
+        raise TaskToolError(
+            f"invalid --context-in-records '{spec.context_in_records}'",
+            f"choose one of {', '.join(CONTEXT_IN_RECORDS)}",
+        )
+    seen: set[str] = set()
+    for item in _pairs(spec):
+        context = item.payload["context"]
+        key = context_id(context)
+        shown = {"question": item.payload["question"], "context_id": key}
+        if spec.context_in_records == "full" or (spec.context_in_records == "once" and key not in seen):
+            shown["context"] = context
+        seen.add(key)
+        item.display = shown
+        yield item
+
+
+def context_id(context: str) -> str:
+    """A short, stable name for a context (the same text gets the same id in every run)."""
+    import hashlib
+
+    return hashlib.sha1(context.encode("utf-8")).hexdigest()[:12]
+
+
+def _pairs(spec: InputSpec) -> Iterator[Item]:
     """Question+context pairs: from columns, or a fixed --question/--context with the other varying."""
     if spec.question and spec.context and not (spec.texts or spec.file or spec.dataset):
         yield Item(0, {"question": spec.question, "context": spec.context})
@@ -171,3 +203,22 @@ def items_for(kind: str, spec: InputSpec) -> Iterator[Item]:
     if kind in (AUDIO, IMAGE):
         return media_items(kind, spec)
     return text_items(spec)
+
+
+def count_inputs(kind: str, spec: InputSpec) -> int | None:
+    """How many items `items_for` will yield, where that is cheap to know; None for stdin, streamed
+    datasets and formats that would have to be parsed whole (a progress bar's total, nothing more)."""
+    from tasktool.io.media import expand
+    from tasktool.io.readers import count_rows, dataset_size
+
+    if spec.file:
+        return count_rows(spec.file, spec.fmt, spec.delimiter)
+    if spec.dataset:
+        return dataset_size(spec.dataset, spec.split, spec.dataset_config)
+    if kind == PAIR and spec.question and spec.context and not spec.texts:
+        return 1
+    if not spec.texts or spec.texts == ("-",):
+        return None
+    if kind in (AUDIO, IMAGE):
+        return sum(len(expand(arg, kind)) for arg in spec.texts)
+    return len(spec.texts)

@@ -157,10 +157,10 @@ def read_examples(
     path = Path(source.path).expanduser()
     if path.is_dir():
         if is_saved_dataset(path):
-            rows, base = dataset_rows(str(path), source.split or "train"), path
+            rows, base = dataset_rows(str(path), source.split or "train", source.config), path
             allow_outside = True  # a saved dataset, not a hand-written manifest: its paths are its own
         elif meta := next((path / m for m in METADATA_FILES if (path / m).exists()), None):
-            rows, base = _manifest_rows(meta), path
+            rows, base = _manifest_rows(meta, source.delimiter), path
         elif target == "label":
             return _label_folders(path, kind, source)
         else:
@@ -174,10 +174,10 @@ def read_examples(
                 f"'{source.path}' is not a folder or a manifest",
                 f"give a {kind} folder, or a .csv/.jsonl file with a path column",
             )
-        rows, base = _manifest_rows(path), path.parent
+        rows, base = _manifest_rows(path, source.delimiter), path.parent
         allow_outside = allow_outside or _held_out_split(path)
     elif source.split or not path_like(source.path):
-        rows, base = dataset_rows(source.path, source.split or "train"), None
+        rows, base = dataset_rows(source.path, source.split or "train", source.config), None
     else:
         raise TaskToolError(f"data '{source.path}' not found", "check the path given to --data/--eval-data")
     if not rows:
@@ -256,8 +256,8 @@ def is_held_out_split(path: Path) -> bool:
     return _held_out_split(Path(path))
 
 
-def _manifest_rows(path: Path) -> list[dict]:
-    rows = list(read_rows(path))
+def _manifest_rows(path: Path, delimiter: str | None = None) -> list[dict]:
+    rows = list(read_rows(path, delimiter=delimiter))
     if any(not isinstance(r, dict) for r in rows):
         raise TaskToolError(
             f"'{path}' must hold rows with named columns", "use a .csv header or JSON objects"

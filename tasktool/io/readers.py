@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import FAILURE, TaskToolError
 
 TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 CONLL_SUFFIXES = (".conll", ".iob", ".iob2", ".bio", ".conllu")
@@ -26,6 +26,8 @@ class Source:
 
     path: str
     split: str | None = None
+    config: str | None = None  # a Hub dataset's configuration (glue: mrpc, sst2, ...)
+    delimiter: str | None = None  # CSV field separator (default: by suffix, or sniffed from the header)
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ def read_rows(path: str | Path, fmt: str | None = None, delimiter: str | None = 
         elif suffix == ".json":
             yield from _json_rows(path)
         elif suffix in (".csv", ".tsv"):
-            yield from _table_rows(path, delimiter or ("\t" if suffix == ".tsv" else ","))
+            yield from _table_rows(path, delimiter or _delimiter_for(path, suffix))
         elif suffix == ".parquet":
             yield from _parquet_rows(path)
     except UnicodeDecodeError as exc:
@@ -78,6 +80,34 @@ def read_rows(path: str | Path, fmt: str | None = None, delimiter: str | None = 
         raise TaskToolError(
             f"cannot parse '{path}' as {suffix[1:]}: {exc}", "check the delimiter and quoting"
         ) from exc
+
+
+SNIFFED = ("|", "\t", ";")  # what a .csv header with no comma may be separated by (LJ Speech: |)
+
+
+def _delimiter_for(path: Path, suffix: str) -> str:
+    """The suffix's separator, unless a .csv header holds no comma and exactly one of | TAB ; instead."""
+    if suffix == ".tsv":
+        return "\t"
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    if "," in header:
+        return ","
+    found = [d for d in SNIFFED if d in header]
+    return found[0] if len(found) == 1 else ","
+
+
+def parse_delimiter(value: str | None) -> str | None:
+    """--delimiter: one character; `\\t`, `tab`, `pipe`, `comma` and `semicolon` spelled out work too."""
+    if value is None:
+        return None
+    named = {"\\t": "\t", "tab": "\t", "pipe": "|", "comma": ",", "semicolon": ";", "space": " "}
+    value = named.get(value.lower(), value)
+    if len(value) != 1:
+        raise TaskToolError(
+            f"--delimiter must be one character, got {value!r}", "e.g. --delimiter '|' or --delimiter tab"
+        )
+    return value
 
 
 def _table_rows(path: Path, delimiter: str) -> Iterator[dict]:
@@ -278,15 +308,16 @@ def read_conll(path: Path) -> list[dict]:
 def load_rows(source: Source, conll: bool = False, delimiter: str | None = None) -> list[dict]:
     """All rows of one split, as dicts (plain text lines become {"text": line})."""
     path = Path(source.path).expanduser()
+    delimiter = delimiter or source.delimiter
     if path.is_dir():
-        rows = dataset_rows(str(path), source.split or "train")
+        rows = dataset_rows(str(path), source.split or "train", source.config)
     elif path.exists():
-        if conll and looks_like_conll(path):
+        if conll and looks_like_conll(path) and not delimiter:
             rows = read_conll(path)
         else:
             rows = list(read_rows(path, delimiter=delimiter))
     elif source.split or not path_like(source.path):
-        rows = dataset_rows(source.path, source.split or "train")
+        rows = dataset_rows(source.path, source.split or "train", source.config)
     else:
         raise TaskToolError(
             f"data file '{source.path}' not found", "check the path given to --data/--eval-data"
@@ -315,21 +346,24 @@ def is_saved_dataset(path: Path) -> bool:
 def open_dataset(name: str, split: str, streaming: bool = False, config: str | None = None):
     """A save_to_disk folder, a data-file folder or a Hub dataset (streamed when asked); audio and
     image columns come as files ({"path", "bytes"}), never decoded here (that needs torchcodec)."""
-    from tasktool.hub import offline
+    from tasktool.hub import ensure_reachable, offline, unreachable_hint, unreachable_reason
 
+    path = Path(name).expanduser()
+    if not is_saved_dataset(path) and not path.exists():
+        ensure_reachable()  # one fast probe before datasets' retrying client
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - a dependency
         raise TaskToolError("the 'datasets' package is missing", "pip install datasets") from exc
     datasets.disable_progress_bars()
-    path = Path(name).expanduser()
     try:
         if is_saved_dataset(path):
             ds = datasets.load_from_disk(str(path))
         elif not path.exists() and offline():
             raise TaskToolError(
-                f"cannot fetch dataset '{name}': the Hugging Face Hub is unreachable (offline)",
-                "save it locally and pass its folder, or pass a data file",
+                f"cannot fetch dataset '{name}': {unreachable_reason()}",
+                f"save it locally and pass its folder, pass a data file, or {unreachable_hint()}",
+                exit_code=FAILURE,
             )
         else:
             ds = datasets.load_dataset(
@@ -383,3 +417,34 @@ def dataset_rows(name: str, split: str, config: str | None = None) -> list[dict]
             elif isinstance(value, int) and 0 <= value < len(labels):
                 row[col] = labels[value]
     return rows
+
+
+# ---------------------------------------------------------------------- counts (progress totals)
+
+
+def count_rows(path: str | Path, fmt: str | None = None, delimiter: str | None = None) -> int | None:
+    """Rows `read_rows` will yield, from one quick pass (line counts; parquet metadata); None for stdin
+    and for .json, which would have to be parsed whole."""
+    path = Path(path)
+    if str(path) == "-" or not path.is_file():
+        return None
+    suffix = (fmt and "." + fmt.lstrip(".")) or path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if suffix in (".csv", ".tsv"):
+        return sum(1 for _ in _table_rows(path, delimiter or _delimiter_for(path, suffix)))
+    if suffix == ".json":
+        return None
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def dataset_size(name: str, split: str, config: str | None = None) -> int | None:
+    """Rows of a local dataset split (a save_to_disk folder); None for a Hub dataset (streamed)."""
+    path = Path(name).expanduser()
+    if not is_saved_dataset(path):
+        return None
+    ds = open_dataset(name, split, config=config)
+    return len(ds)

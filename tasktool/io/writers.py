@@ -122,17 +122,22 @@ class BufferedFile(Writer):
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            if self.fmt == "json":
-                fh.write(valid_text(json.dumps(self.records, ensure_ascii=False, indent=2)))
-            else:
-                columns: list[str] = []
-                for rec in self.records:
-                    columns += [k for k in rec if k not in columns]
-                out = csv.DictWriter(fh, fieldnames=[csv_cell(c) for c in columns])
-                out.writeheader()
-                for rec in self.records:
-                    out.writerow({csv_cell(k): csv_cell(v) for k, v in rec.items()})
+            _dump(self.records, self.fmt, fh)
         os.replace(tmp, self.path)
+
+
+def _dump(records: list[dict], fmt: str, fh) -> None:
+    if fmt == "json":
+        fh.write(valid_text(json.dumps(records, ensure_ascii=False, indent=2)))
+        fh.write("\n")
+        return
+    columns: list[str] = []
+    for rec in records:
+        columns += [k for k in rec if k not in columns]
+    out = csv.DictWriter(fh, fieldnames=[csv_cell(c) for c in columns])
+    out.writeheader()
+    for rec in records:
+        out.writerow({csv_cell(k): csv_cell(v) for k, v in rec.items()})
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -146,6 +151,18 @@ def csv_cell(value):
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = valid_text(text)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class BufferedStream(BufferedFile):
+    """--format json|csv on stdout: one JSON array (or one CSV table) once the run is complete."""
+
+    def __init__(self, stream, fmt: str):
+        self.stream, self.fmt, self.records = stream, fmt, []
+
+    def close(self, complete=True):
+        if complete:
+            _dump(self.records, self.fmt, self.stream)
+            self.stream.flush()
 
 
 class TableWriter(Writer):
@@ -220,5 +237,10 @@ def open_writers(
     elif fmt == "jsonl":
         writers.append(JsonLinesWriter(sys.stdout))
     elif fmt in ("json", "csv"):
-        raise TaskToolError(f"--format {fmt} needs --output FILE.{fmt}", "or use --format jsonl for stdout")
+        writers.append(BufferedStream(sys.stdout, fmt))
     return Fanout(writers)
+
+
+def is_stdout(output) -> bool:
+    """`--output -` means stdout, as in most command-line tools."""
+    return output is not None and str(output) == "-"

@@ -26,7 +26,11 @@ class TextPredictor(Predictor):
         self.applied = accel.apply_for_inference(self.model, compile=opts.compile)  # logged at debug level
         if opts.compile:
             self.model = runtime.compile_model(self.model)  # inductor fuses for itself
-        self.max_length = opts.max_length or model_max_length(self.tokenizer, self.model.config)
+        # --max-length beyond the model's limit would index past its position table: clamped, with a warning
+        self.max_length = runtime.fit_length(
+            opts.max_length, model_max_length(self.tokenizer, self.model.config)
+        )
+        self._cut_reported = False
 
     # Subclasses whose predict only reads the model and tokenizer set this: on a CPU the engine may
     # then run two batches at once (tasktool.engine.batch_workers). Compiled models stay on one thread.
@@ -42,7 +46,19 @@ class TextPredictor(Predictor):
         if not isinstance(text, str) or not text.strip():
             raise ItemError("empty input text", "give non-empty text")
         check_unicode(text)
-        return self.tokenizer(text, truncation=True, max_length=self.max_length, **kwargs)
+        return self.report_cuts(self.tokenizer(text, truncation=True, max_length=self.max_length, **kwargs))
+
+    def report_cuts(self, enc):
+        """One warning per run when truncation cut an input (fast tokenizers say what overflowed)."""
+        if not self._cut_reported and any(e.overflowing for e in (getattr(enc, "encodings", None) or [])):
+            from tasktool.console import warn
+
+            self._cut_reported = True
+            warn(
+                f"inputs longer than {self.max_length} tokens are cut to their first {self.max_length} "
+                "(the model's limit, --max-length or the recipe's max_length)"
+            )
+        return enc
 
     def prepare(self, payload):
         return self.tokenize(payload)
@@ -72,6 +88,7 @@ class TextPredictor(Predictor):
                     out[i] = exc
         if texts:
             enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, **self.tokenize_kwargs)
+            self.report_cuts(enc)
             columns = [(k, enc[k]) for k in enc.keys()]
             for j, i in enumerate(where):
                 out[i] = self.from_encoding({k: v[j] for k, v in columns}, enc, j, texts[j])
@@ -114,17 +131,9 @@ class TextPredictor(Predictor):
 
 def model_max_length(tokenizer, config, fallback: int = 512) -> int:
     """The longest input the model takes: the tokenizer's limit, capped by the position table."""
-    limits = [fallback]
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if tok_max and tok_max < 1_000_000:
-        limits = [tok_max]
-    for attr in ("max_position_embeddings", "n_positions"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            # RoBERTa-style position ids start after the padding index
-            offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
-            limits.append(value - offset)
-    return min(limits)
+    from tasktool.runtime import max_input_length
+
+    return max_input_length(tokenizer, config, fallback)
 
 
 def encodable(text: str) -> bool:

@@ -72,10 +72,33 @@ def shrink_config(config):
     return config
 
 
-def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | None = None) -> Path:
+# What a text model's position table holds when the real model's is unknown (a Hub id, offline): the
+# common limit of the default checkpoints (BERT, DistilBERT, T5 tokenizers), so the recipe's lengths fit.
+SMOKE_POSITIONS = 512
+_LENGTH_KEYS = ("max_length", "max_target_length", "block_size")
+
+
+def smoke_positions(recipe: dict | None) -> int:
+    """Positions the shrunk model needs for the real run's lengths (the recipe's longest, 512 at least)."""
+    wanted = [int(recipe[k]) for k in _LENGTH_KEYS if recipe and str(recipe.get(k) or "").isdigit()]
+    return max([SMOKE_POSITIONS, *wanted])
+
+
+def shrunk_model(
+    spec,
+    model_ref: str | None,
+    out_dir: Path,
+    revision: str | None = None,
+    positions: int | None = None,
+    labels: list[str] | None = None,
+) -> Path:
     """A small random model standing in for `model_ref`: its own config shrunk when that config is local
-    (text families), otherwise the task family's tiny default."""
+    (text families; the position table and tokenizer stay the real model's, so lengths behave as in the
+    real run), otherwise the task family's tiny default with `positions` positions (512 at least) and
+    `labels` (the data's, when the real model's are unknown)."""
     out_dir = Path(out_dir)
+    text = spec.family in _TEXT_FAMILIES
+    sized = {"max_length": max(SMOKE_POSITIONS, positions or 0)} if text else {}
     local = Path(model_ref).expanduser() if model_ref else None
     if (
         local is not None
@@ -108,8 +131,8 @@ def shrunk_model(spec, model_ref: str | None, out_dir: Path, revision: str | Non
             if getattr(config, "id2label", None)
             else None
         )
-        return spec.build_tiny(out_dir, labels=labels)
-    return spec.build_tiny(out_dir)
+        return spec.build_tiny(out_dir, labels=labels, **sized)
+    return spec.build_tiny(out_dir, **({"labels": labels} if labels else {}), **sized)
 
 
 def smoke_recipe(recipe: dict) -> dict:
@@ -131,9 +154,13 @@ def smoke_recipe(recipe: dict) -> dict:
 
 
 def smoke_dir(prefix: str = "tasktool-smoke-", keep: bool = False) -> Path:
-    """A temporary folder for a smoke run; removed when the process ends unless `keep`."""
+    """A temporary folder for a smoke run; removed when the process ends unless `keep` (then named)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    if not keep:
+    if keep:
+        from tasktool.console import info
+
+        info(f"smoke run: keeping its files in {folder}")
+    else:
         import atexit
 
         atexit.register(shutil.rmtree, folder, ignore_errors=True)

@@ -165,6 +165,24 @@ class TaskTrainer:
             tok.model_max_length = int(limit)
         return tok
 
+    length_keys = ("max_length", "max_target_length")
+
+    def fit_lengths(self, tokenizer, config) -> None:
+        """Recipe lengths beyond what the model takes (its position table, its tokenizer's limit) are
+        lowered to that limit, with one note each: features never outgrow the model."""
+        from tasktool import runtime
+
+        if not isinstance(getattr(tokenizer, "model_max_length", None), int):
+            return  # feature extractors and image processors: no token lengths
+        limit = runtime.max_input_length(tokenizer, config)
+        for key in self.length_keys:
+            asked = self.recipe.get(key)
+            if asked and int(asked) > limit:
+                self._say(
+                    f"note: {key} {asked} is beyond what the model takes ({limit} tokens): using {limit}"
+                )
+                self.recipe[key] = limit
+
     # ------------------------------------------------------------------ the run
     def run(
         self,
@@ -246,6 +264,7 @@ class TaskTrainer:
         tokenizer = self.load_processor(base)
         set_seed(int(self.recipe.get("seed") or 42))  # the new head's initialisation is part of the run
         hf_model = self.load_model(base)
+        self.fit_lengths(tokenizer, hf_model.config)
         self.lora_info = None
         if lora.wanted(self.recipe):  # every task: adapters on the base, only they (and the head) train
             hf_model, self.lora_info = lora.wrap(hf_model, self.recipe, self.spec.model_class, base)

@@ -16,7 +16,9 @@ class TextClassification(TextPredictor):
             second = payload.get("text_pair") or payload.get("sentence2")
             if not str(first).strip():
                 raise ItemError("empty input text", "give non-empty text")
-            return self.tokenizer(first, second, truncation=True, max_length=self.max_length)
+            return self.report_cuts(
+                self.tokenizer(first, second, truncation=True, max_length=self.max_length)
+            )
         return self.tokenize(payload)
 
     def predict(self, batch):
