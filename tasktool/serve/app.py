@@ -201,7 +201,7 @@ def create_app(
     async def run(work, timeout_what: str):
         try:
             return await asyncio.wait_for(work, limits.timeout_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError from 3.11 on
             raise ApiError(
                 503, f"{timeout_what} timed out after {limits.timeout_s:g} s (the server is busy; retry)"
             ) from None
@@ -237,7 +237,11 @@ def create_app(
         kind = spec.input_kind
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
-            form = await request.form(max_files=limits.max_inputs, max_fields=limits.max_inputs + 8)
+            form = await request.form(
+                max_files=limits.max_inputs,
+                max_fields=limits.max_inputs + 8,
+                max_part_size=limits.max_body_bytes,  # a base64 field may be as big as the body may
+            )
             files, fields = [], []
             for key, value in form.multi_items():
                 if isinstance(value, str):
@@ -310,7 +314,7 @@ def create_app(
             first = await pieces.__anext__()
         except StopAsyncIteration:
             first = None
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError from 3.11 on
             await pieces.aclose()
             raise ApiError(503, f"the chat request timed out after {limits.timeout_s:g} s") from None
         except TaskToolError as exc:
