@@ -13,9 +13,13 @@ The sequential baseline is measured on the same server and on one started with -
 The load generator is a minimal asyncio HTTP/1.1 client (pre-encoded requests on raw sockets), so on
 a small machine the clients take as little of the CPU from the server as they can; each answer is
 still parsed and checked (status 200, one record, the label the first sequential pass gave).
+Besides wall-clock throughput and latency, each mode reports the server process's CPU time per
+request, which other jobs on a shared machine disturb least.
 
     .venv/bin/python benchmarks/serve.py                  # writes the "serve" key of results.json
     .venv/bin/python benchmarks/serve.py --quick --no-save
+    .venv/bin/python benchmarks/serve.py --threads 1      # torch on one thread in the server (busy machine)
+    .venv/bin/python benchmarks/serve.py --model DIR      # another classifier folder (e.g. a tiny one)
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(model: Path, max_wait_ms: float, max_batch_size: int):
+def server(model: Path, max_wait_ms: float, max_batch_size: int, threads: int | None = None):
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads in the server
     args = [sys.executable, "-m", "tasktool", "serve", "text-classification", "--model", str(model)]
     args += ["--port", str(port), "--max-wait-ms", str(max_wait_ms), "--max-batch-size", str(max_batch_size)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -87,7 +93,7 @@ def server(model: Path, max_wait_ms: float, max_batch_size: int):
                 if time.monotonic() > deadline:
                     raise SystemExit("the server did not start in 180 s") from None
                 time.sleep(0.2)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -171,8 +177,34 @@ async def drive(port: int, texts: list[str], clients: int, labels: dict | None) 
     }
 
 
-def run(port: int, texts: list[str], clients: int, labels=None) -> dict:
-    return asyncio.run(drive(port, texts, clients, labels))
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all its threads (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(server: tuple[int, int], texts: list[str], clients: int, labels=None) -> dict:
+    """drive(), plus the server's CPU time per request: what a request costs whatever else the machine
+    runs (wall-clock figures on a busy machine measure the other processes too)."""
+    port, pid = server
+    before = cpu_seconds(pid)
+    result = asyncio.run(drive(port, texts, clients, labels))
+    after = cpu_seconds(pid)
+    if before is not None and after is not None:
+        result["server_cpu_ms_per_request"] = 1000 * (after - before) / len(texts)
+    return result
+
+
+def show(mode: str, result: dict) -> None:
+    cpu = result.get("server_cpu_ms_per_request", float("nan"))
+    print(
+        f"{mode:>28}: {result['requests_per_s']:7.1f} req/s  p50 {result['p50_ms']:7.1f} ms  "
+        f"p99 {result['p99_ms']:7.1f} ms  server CPU {cpu:5.2f} ms/request",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -184,6 +216,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's --max-wait-ms")
     parser.add_argument("--words", type=int, nargs=2, default=(3, 16), help="words per sentence, low high")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="the server's torch threads (OMP_NUM_THREADS; default: torch's choice, one per core)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a classifier folder instead of MiniLM (e.g. a tiny test model)",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
@@ -193,13 +237,14 @@ def main() -> None:
     texts = sentences(max(n_conc, n_seq), seed=11, lo=args.words[0], hi=args.words[1])
     import torch
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
-        model = build_classifier(Path(tmp) / "minilm-classifier")
+        model = args.model or build_classifier(Path(tmp) / "minilm-classifier")
         runs: dict[str, list[dict]] = {"sequential": [], "sequential, --max-wait-ms 0": [], "concurrent": []}
-        with server(model, args.max_wait_ms, args.clients) as port:
-            warm = run(port, texts[:n_seq], 1)  # warm-up, and the labels every later answer must match
+        with server(model, args.max_wait_ms, args.clients, args.threads) as served:
+            warm = run(served, texts[:n_seq], 1)  # warm-up, and the labels every later answer must match
             reference = {i: warm["labels"][i] for i in range(n_seq)}
-            full = run(port, texts[:n_conc], args.clients)  # warm-up of every batch shape
+            full = run(served, texts[:n_conc], args.clients)  # warm-up of every batch shape
             reference_conc = full["labels"]
             for i, label in reference.items():
                 if reference_conc[i] != label:
@@ -208,25 +253,17 @@ def main() -> None:
                 order = ("sequential", "concurrent") if r % 2 == 0 else ("concurrent", "sequential")
                 for mode in order:
                     if mode == "sequential":
-                        result = run(port, texts[:n_seq], 1, reference)
+                        result = run(served, texts[:n_seq], 1, reference)
                     else:
-                        result = run(port, texts[:n_conc], args.clients, reference_conc)
+                        result = run(served, texts[:n_conc], args.clients, reference_conc)
                     runs[mode].append(result)
-                    print(
-                        f"{mode:>12}: {result['requests_per_s']:7.1f} req/s  p50 {result['p50_ms']:6.1f} ms  "
-                        f"p99 {result['p99_ms']:6.1f} ms",
-                        flush=True,
-                    )
-        with server(model, 0.0, args.clients) as port:
-            run(port, texts[:n_seq], 1)  # warm-up
+                    show(mode, result)
+        with server(model, 0.0, args.clients, args.threads) as served:
+            run(served, texts[:n_seq], 1)  # warm-up
             for _ in range(repeats):
-                result = run(port, texts[:n_seq], 1, reference)
+                result = run(served, texts[:n_seq], 1, reference)
                 runs["sequential, --max-wait-ms 0"].append(result)
-                print(
-                    f"sequential, --max-wait-ms 0: {result['requests_per_s']:7.1f} req/s  "
-                    f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms",
-                    flush=True,
-                )
+                show("sequential, --max-wait-ms 0", result)
 
     summary = {}
     for mode, results in runs.items():
@@ -239,23 +276,40 @@ def main() -> None:
             "requests": best["requests"],
             "all_requests_per_s": [round(r["requests_per_s"], 1) for r in results],
         }
+        cpu = [r["server_cpu_ms_per_request"] for r in results if "server_cpu_ms_per_request" in r]
+        if cpu:
+            summary[mode]["server_cpu_ms_per_request"] = round(statistics.median(cpu), 2)
     baseline = max(
         summary["sequential"]["requests_per_s"], summary["sequential, --max-wait-ms 0"]["requests_per_s"]
     )
     ratio = summary["concurrent"]["requests_per_s"] / baseline
     print(f"concurrent / best sequential: {ratio:.2f}x")
     record = {
-        "what": "tasktool serve text-classification, MiniLM (6-layer BERT, random head), one short sentence a "
-        "request; 32 concurrent keep-alive clients vs one client sending requests in turn",
+        "what": f"tasktool serve text-classification, {args.model or 'MiniLM (6-layer BERT, random head)'}, one "
+        f"short sentence a request; {args.clients} concurrent keep-alive clients vs one client sending requests "
+        "in turn",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after
         "torch": torch.__version__,
-        "server": {"max_wait_ms": args.max_wait_ms, "max_batch_size": args.clients},
+        "server": {
+            "max_wait_ms": args.max_wait_ms,
+            "max_batch_size": args.clients,
+            "torch_threads": args.threads or os.cpu_count(),
+        },
         "words_per_request": list(args.words),
         "repeats": repeats,
         "modes": summary,
         "x_sequential": round(ratio, 2),
+        "x_sequential_same_server": round(
+            summary["concurrent"]["requests_per_s"] / summary["sequential"]["requests_per_s"], 2
+        ),
     }
+    if all("server_cpu_ms_per_request" in summary[m] for m in summary):
+        cheapest = min(summary[m]["server_cpu_ms_per_request"] for m in summary if m != "concurrent")
+        record["x_server_cpu_per_request"] = round(
+            cheapest / summary["concurrent"]["server_cpu_ms_per_request"], 2
+        )
     if not args.no_save:
         data = json.loads(args.output.read_text()) if args.output.exists() else {}
         data["serve"] = record

@@ -134,7 +134,6 @@ def test_the_engines_never_import_a_task_folder():
     assert not wrong, "\n".join(wrong)
 
 
-
 def test_only_the_cli_and_the_api_import_the_server():
     """tasktool.serve pulls in FastAPI: nothing on the infer/finetune path may depend on it."""
     wrong = [
@@ -145,6 +144,7 @@ def test_only_the_cli_and_the_api_import_the_server():
         if target.startswith("tasktool.serve")
     ]
     assert not wrong, "\n".join(wrong)
+
 
 def _task_files() -> dict[str, set[Path]]:
     from tasktool.tasks.registry import TASKS
