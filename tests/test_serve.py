@@ -166,6 +166,7 @@ BAD_REQUESTS = [
     ("too many inputs", {"json": {"inputs": ["x"] * 65}}, 413, "at most 64"),
     ("oversized body", {"json": {"inputs": ["word " * 300_000]}}, 413, "too large"),
     ("only an empty text", {"json": {"inputs": [""]}}, 422, "empty input text"),
+    ("column not a string", {"json": {"inputs": ["x"], "column": 3}}, 422, '"column" must be a string'),
     ("unknown column", {"json": {"inputs": [{"txt": "x", "lang": "en"}]}}, 422, "no text column"),
 ]
 
@@ -218,6 +219,19 @@ def test_chat_on_a_model_without_chat_support_is_a_501(text_server):
     _json_error(
         httpx.post(f"{text_server}/v1/chat/completions", json=body, headers=AUTH), 501, "no chat support"
     )
+
+
+def test_question_answering_inputs_are_read_as_the_cli_reads_rows(tmp_path):
+    from tasktool.serve.inputs import BadRequest, Uploads, json_items
+
+    def items(body):
+        return [(i.id, i.payload) for i in json_items("question+context", body, Uploads(tmp_path), 8, True)]
+
+    pair = {"question": "Who?", "context": "Ada wrote it."}
+    assert items({"inputs": [pair, {**pair, "id": "q2"}]}) == [(0, pair), ("q2", pair)]
+    assert items({"inputs": ["Who?"], "context": "Ada wrote it."}) == [(0, pair)]
+    with pytest.raises(BadRequest, match="needs a question and a context"):
+        items({"inputs": ["Who?"]})
 
 
 # ------------------------------------------------------------------------- audio and images

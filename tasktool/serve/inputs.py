@@ -96,6 +96,9 @@ def check_inputs(inputs, max_inputs: int) -> list:
 
 def text_items(kind: str, inputs: list, column=None, question=None, context=None) -> list[Item]:
     """Text or question+context inputs, read by io.inputs as `tasktool infer` reads rows."""
+    for name, value in (("column", column), ("question", question), ("context", context)):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f'"{name}" must be a string, got {_json_type(value)}')
     if kind != PAIR and (question or context):
         raise BadRequest('"question" and "context" are for question-answering models')
     if question and context:
