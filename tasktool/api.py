@@ -271,3 +271,91 @@ def merge(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def serve(
+    task: str,
+    model: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    max_batch_size: int = 32,
+    max_batch_tokens: int | None = None,
+    max_wait_ms: float = 5.0,
+    max_request_mb: float = 20.0,
+    max_inputs: int = 256,
+    timeout_s: float = 60.0,
+    max_queue: int = 4096,
+    allow_urls: bool = True,
+    graceful_timeout_s: float = 8.0,
+    access_log: bool = False,
+    quiet: bool = False,
+    **options: Any,
+) -> dict:
+    """Serve `task`'s model over HTTP until SIGTERM / Ctrl-C; returns the final request counters.
+
+    POST /v1/infer answers {"records": [...]}: the records `tasktool infer` writes for the same inputs.
+    Requests arriving within `max_wait_ms` of each other run as one engine batch (up to
+    `max_batch_size` inputs). `api_key` (or TASKTOOL_API_KEY) is then required on every request.
+    `options` are the infer options (device, dtype, top_k, max_length, ...; see InferOptions)."""
+    import os
+
+    from tasktool.errors import TaskToolError
+    from tasktool.options import InferOptions
+    from tasktool.tasks.registry import resolve
+
+    spec = resolve(task)
+    if "infer" not in spec.modes:
+        raise TaskToolError(f"'infer' is not available for task '{spec.name}'", "see `tasktool tasks`")
+    for name, value, least in (
+        ("--max-batch-size", max_batch_size, 1),
+        ("--max-inputs", max_inputs, 1),
+        ("--max-request-mb", max_request_mb, 0.001),
+        ("--timeout", timeout_s, 0.001),
+        ("--max-queue", max_queue, 1),
+    ):
+        if value < least:
+            raise TaskToolError(f"{name} must be positive, got {value}")
+    if max_wait_ms < 0:
+        raise TaskToolError("--max-wait-ms cannot be negative", "0 runs each request as soon as it comes")
+    if not 0 <= port <= 65535:
+        raise TaskToolError(f"--port {port} is not a port number", "use 1-65535 (0: any free port)")
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise TaskToolError(
+            f"serving needs {exc.name}",
+            "pip install fastapi uvicorn python-multipart (tasktool's dependencies)",
+        ) from exc
+    from tasktool.serve.limits import API_KEY_ENV, Limits
+    from tasktool.serve.server import run
+
+    limits = Limits(
+        api_key=api_key or os.environ.get(API_KEY_ENV) or None,
+        max_request_mb=max_request_mb,
+        max_inputs=max_inputs,
+        timeout_s=timeout_s,
+        max_queue=max_queue,
+        allow_urls=allow_urls,
+    )
+    opts = InferOptions(model=model, **options)
+    if not opts.model:
+        opts.model = spec.default_model
+    from tasktool import runtime
+
+    opts.model = runtime.check_model_ref(opts.model)
+    return run(
+        spec,
+        opts,
+        host=host,
+        port=port,
+        limits=limits,
+        max_batch_size=max_batch_size,
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        graceful_timeout_s=graceful_timeout_s,
+        access_log=access_log,
+        quiet=quiet,
+    )

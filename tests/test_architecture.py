@@ -18,7 +18,7 @@ LAYERS = [
     ("engine",),
     ("evaluator", "training"),
     ("tasks",),
-    ("inference", "recipes", "api"),
+    ("inference", "recipes", "api", "serve"),
     ("cli", "demo", "__main__"),
 ]
 
@@ -130,6 +130,18 @@ def test_the_engines_never_import_a_task_folder():
         if module.startswith(engines)
         for target in targets
         if target.startswith("tasktool.tasks")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_the_cli_and_the_api_import_the_server():
+    """tasktool.serve pulls in FastAPI: nothing on the infer/finetune path may depend on it."""
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if not module.startswith(("tasktool.serve", "tasktool.cli", "tasktool.api"))
+        for target in targets
+        if target.startswith("tasktool.serve")
     ]
     assert not wrong, "\n".join(wrong)
 

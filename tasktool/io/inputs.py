@@ -39,6 +39,7 @@ class InputSpec:
     fmt: str | None = None  # force a file format
     delimiter: str | None = None  # CSV/TSV field separator (default: by the file's suffix)
     allow_absolute_paths: bool = False  # manifest paths may leave the manifest's folder
+    rows: list | None = None  # rows given in memory (strings or dicts), e.g. a request's inputs
     # QA records: "once" (a context's text in the first record that uses it, its context_id in every
     # record), "full" (the text in every record) or "id" (the context_id alone)
     context_in_records: str = "once"
@@ -49,10 +50,14 @@ CONTEXT_IN_RECORDS = ("once", "full", "id")
 
 def raw_rows(spec: InputSpec) -> Iterator[tuple[object, dict | str]]:
     """(given id or None, row) from wherever the inputs come from."""
-    sources = sum(bool(x) for x in (spec.texts and spec.texts != ("-",), spec.file, spec.dataset))
+    sources = sum(
+        bool(x) for x in (spec.texts and spec.texts != ("-",), spec.file, spec.dataset, spec.rows is not None)
+    )
     if sources > 1:
         raise TaskToolError("give inputs one way: arguments, --file or --dataset", "not several at once")
-    if spec.file:
+    if spec.rows is not None:
+        rows = iter(spec.rows)
+    elif spec.file:
         rows = read_rows(spec.file, spec.fmt, spec.delimiter)
     elif spec.dataset:
         rows = stream_dataset(spec.dataset, spec.split, spec.dataset_config)

@@ -143,6 +143,98 @@ class TextGeneration(TextPredictor):
         continuation, _ = cut_at(self.continuation(item["input_ids"], new_ids), self.stop)
         return {"generated_text": item["prompt"] + continuation, "continuation": continuation}
 
+    # ------------------------------------------------------------------ one conversation (the HTTP server)
+    def chat(self, messages: list[dict], **options) -> dict:
+        """One conversation -> its reply, for `tasktool serve`'s /v1/chat/completions: `options` (only
+        those a client set: max_new_tokens, temperature, top_p, stop, seed) override this run's for
+        this request. A bad conversation raises TaskToolError (the server answers 422)."""
+        import torch
+
+        prepared, kwargs, stop = self._chat_call(messages, options)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **self.collate([prepared], keys=("input_ids", "attention_mask")), **kwargs
+            )
+        new_ids = output[0, len(prepared["input_ids"]) :].tolist()
+        text, stopped = cut_at(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
+        ended = stopped or any(t in self.eos_ids for t in new_ids)
+        return {
+            "text": text.strip(),
+            "finish_reason": "stop" if ended else "length",
+            "prompt_tokens": len(prepared["input_ids"]),
+            "completion_tokens": len(new_ids),
+        }
+
+    def chat_stream(self, messages: list[dict], **options):
+        """`chat`, in pieces as they are generated (transformers' TextIteratorStreamer); text that could
+        be the start of a stop string is held back until it is not."""
+        import threading
+
+        import torch
+        from transformers import TextIteratorStreamer
+
+        prepared, kwargs, stop = self._chat_call(messages, options)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        inputs = self.collate([prepared], keys=("input_ids", "attention_mask"))
+
+        def run():
+            with torch.inference_mode():
+                self.model.generate(**inputs, **kwargs, streamer=streamer)
+
+        worker = threading.Thread(target=run, name="tasktool-chat-stream", daemon=True)
+        worker.start()
+        held, sent, hold = "", 0, max((len(s) for s in stop), default=1) - 1
+        stopped = False
+        for piece in streamer:
+            held += piece
+            text, stopped = cut_at(held, stop)
+            if stopped:
+                if len(text) > sent:
+                    yield text[sent:]
+                break
+            safe = len(held) - hold
+            if safe > sent:
+                yield held[sent:safe]
+                sent = safe
+        if stopped:
+            for _ in streamer:  # generation ends at the stop string too: let it finish
+                pass
+        elif len(held) > sent:
+            yield held[sent:]
+        worker.join()
+
+    def _chat_call(self, messages, options: dict):
+        """The prepared conversation, generate() arguments and stop strings for one request."""
+        try:
+            prepared = self.prepare(list(messages))
+        except ItemError as exc:
+            raise TaskToolError(exc.message, exc.hint) from exc
+        if "messages" not in prepared:
+            raise TaskToolError("messages must be a list of {role, content}", "see the OpenAI chat format")
+        kwargs = dict(self.gen_kwargs)
+        if options.get("max_new_tokens"):
+            kwargs["max_new_tokens"] = int(options["max_new_tokens"])
+        temperature, top_p = options.get("temperature"), options.get("top_p")
+        if temperature == 0:
+            kwargs["do_sample"] = False
+        elif temperature is not None or top_p is not None:
+            kwargs["do_sample"] = True
+            kwargs.update(
+                {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
+            )
+        if not kwargs.get("do_sample"):
+            for key in ("temperature", "top_p", "top_k"):
+                kwargs.pop(key, None)
+        if options.get("seed") is not None:
+            from transformers import set_seed
+
+            set_seed(int(options["seed"]))
+        stop = [s for s in (options.get("stop") or self.stop) if s]
+        kwargs.pop("stop_strings", None)
+        if stop:
+            kwargs["stop_strings"], kwargs["tokenizer"] = stop, self.tokenizer
+        return prepared, kwargs, stop
+
     def continuation(self, prompt_ids: list[int], new_ids: list[int]) -> str:
         """Decode prompt+new and cut the decoded prompt off, so a leading space (SentencePiece) survives."""
         decode = self.tokenizer.decode
