@@ -66,7 +66,9 @@ class Echo(Predictor):
 
 
 # a model "folder" the runner can check (it holds a config.json) for a predictor that reads nothing
-ECHO_MODEL = Path(tempfile.mkdtemp(prefix="tasktool-echo-model-"))
+# (one fixed folder, so that the processes a test starts and kills fingerprint the same model)
+ECHO_MODEL = Path(tempfile.gettempdir()) / "tasktool-test-echo-model"
+ECHO_MODEL.mkdir(exist_ok=True)
 (ECHO_MODEL / "config.json").write_text("{}")
 SPEC = SimpleNamespace(
     name="echo", input_kind="text", default_model=str(ECHO_MODEL), load_predictor=lambda: Echo
