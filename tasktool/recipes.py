@@ -71,12 +71,14 @@ def resolve_recipe(
     flags: dict | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
-    """Task defaults < --recipe FILE < explicit flags < key=value overrides."""
+    """Task defaults < --recipe FILE < explicit flags < key=value overrides. A task that does not
+    fine-tune (evaluation only) needs no recipe file: it starts from no defaults."""
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
     fields = recipe_fields(spec.name)
-    recipe = read_yaml(recipe_path(spec.name), fields)
+    shipped = recipes_dir() / f"{spec.name}.yaml"
+    recipe = read_yaml(recipe_path(spec.name), fields) if shipped.exists() or "finetune" in spec.modes else {}
     if recipe_file:
         # a file, or the name of a shipped recipe (--recipe chat-lora)
         given = Path(recipe_file).expanduser()
