@@ -143,14 +143,14 @@ def architectures_in(mapping_name: str) -> set[str]:
 def check_compatible(spec, config, ref: str) -> bool:
     """Refuse a model trained for another task; return False when the task head is missing.
 
-    `spec` is the task's registry entry: `spec.tasks_serving(arch)` names every task an architecture
+    `spec` is the task's registry entry: `spec.tasks_serving(arch)` names every head task an architecture
     serves (the registry knows them all; this module imports nothing above it)."""
     archs = list(getattr(config, "architectures", None) or [])
     if not archs:
         return True
-    tasks = {t for arch in archs for t in spec.tasks_serving(arch)}
-    if spec.name in tasks:
+    if any(spec.serves(arch) for arch in archs):
         return True
+    tasks = {t for arch in archs for t in spec.tasks_serving(arch)}
     if tasks:
         other = sorted(tasks)[0]
         raise TaskToolError(

@@ -306,5 +306,12 @@ def resolve(name: str) -> TaskSpec:
 
 
 def tasks_serving(architecture: str) -> list[str]:
-    """The tasks whose models include `architecture` (e.g. BertForTokenClassification)."""
-    return [spec.name for spec in TASKS.values() if spec.serves(architecture)]
+    """The tasks with a head whose models include `architecture` (e.g. BertForTokenClassification).
+
+    A task over bare models (feature-extraction: any `AutoModel`) is left out: a bare encoder is the
+    start of every head task, not a model trained for another task."""
+    return [
+        spec.name
+        for spec in TASKS.values()
+        if spec.model_class != "AutoModel" and spec.serves(architecture)
+    ]
