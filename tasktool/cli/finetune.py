@@ -93,6 +93,23 @@ OutsideOpt = option(
     G_DATA,
     "--allow-absolute-paths",
 )
+ReportToOpt = option(
+    str | None, "Experiment tracker: none (default), tensorboard, mlflow or wandb.", G_TRAIN, "--report-to"
+)
+PushOpt = option(
+    str | None,
+    "After a successful run, upload model, card and metrics to this Hub repo (HF_TOKEN); checked "
+    "before training starts.",
+    G_TRAIN,
+    "--push-to-hub",
+)
+HubPrivateOpt = option(bool, "--push-to-hub: create the repo private.", G_TRAIN, "--hub-private")
+LabelsOpt = option(
+    str | None,
+    "Classification/NER: a file declaring the whole label set, one a line.",
+    G_DATA,
+    "--labels",
+)
 
 
 def finetune(
@@ -131,8 +148,13 @@ def finetune(
     max_audio_seconds: AudioSecondsOpt = None,
     strict: StrictOpt = False,
     allow_absolute_paths: OutsideOpt = False,
+    report_to: ReportToOpt = None,
+    push_to_hub: PushOpt = None,
+    hub_private: HubPrivateOpt = False,
+    labels: LabelsOpt = None,
 ):
     from tasktool import api
+    from tasktool.recipes import read_labels_file
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
@@ -161,6 +183,10 @@ def finetune(
         max_audio_seconds=max_audio_seconds,
         strict=True if strict else None,
         allow_absolute_paths=True if allow_absolute_paths else None,
+        report_to=report_to,
+        push_to_hub=push_to_hub,
+        hub_private=True if hub_private else None,
+        labels=read_labels_file(labels) if labels else None,
     )
     out = summary["output_dir"]
     from tasktool.cli.evaluate import show_metrics
@@ -172,6 +198,8 @@ def finetune(
         info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
         if not smoke:
             info(f'try: tasktool infer {spec.name} --model {out} "..."')
+        if summary.get("hub_url"):
+            info(f"uploaded to {summary['hub_url']}")
 
 
 def register(app: typer.Typer) -> None:

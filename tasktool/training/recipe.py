@@ -104,6 +104,28 @@ FIELDS: dict[str, tuple[type, str]] = {
         "wav2vec2-style audio models: keep the convolutional feature encoder fixed",
     ),
     "augment": (bool, "images: random resized crops and flips while training (never for evaluation)"),
+    # best checkpoint, early stopping, label set, held-out share, trackers, sharing
+    "load_best_model": (
+        bool,
+        "with evaluation data: evaluate and checkpoint each epoch (or every eval_steps) and save the best "
+        "checkpoint's model, not the last one (default true)",
+    ),
+    "metric_for_best": (
+        str,
+        "what picks the best checkpoint: the task's metric (accuracy, f1) or loss (default: the task's, "
+        "loss for tasks without a cheap one)",
+    ),
+    "early_stopping_patience": (int, "stop after N evaluations without improvement (0: off)"),
+    "early_stopping_threshold": (float, "how much the metric must improve to count as better"),
+    "labels": (
+        list,
+        "classification/NER: the whole label set, declared up front (labels that training lacks still "
+        "get an output; eval labels outside it count as errors)",
+    ),
+    "max_eval_holdout": (int, "most rows held out for evaluation when no eval data is given (default 1000)"),
+    "report_to": (str, "experiment tracker: none, tensorboard, mlflow or wandb (default none)"),
+    "push_to_hub": (str, "after a successful run, upload the model, card and metrics to this Hub repo"),
+    "hub_private": (bool, "push_to_hub: create the repo private"),
 }
 
 # names people bring from transformers' TrainingArguments, for the "did you mean" hint
@@ -126,8 +148,12 @@ SYNONYMS = {
     "checkpoint": "model",
     "max_seq_length": "max_length",
     "doc_stride": "stride",
-    "label_list": "label_names",
-    "labels": "label_names",
+    "label_list": "labels",
+    "label_set": "labels",
+    "metric_for_best_model": "metric_for_best",
+    "load_best_model_at_end": "load_best_model",
+    "patience": "early_stopping_patience",
+    "early_stopping": "early_stopping_patience",
 }
 
 _TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
