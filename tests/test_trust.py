@@ -457,3 +457,58 @@ def test_the_demo_trains_with_the_printed_text_classification_recipe(cli):
     assert all(s.startswith("label_names=") for s in demo.SETTINGS)  # data description only, no settings
     shown = cli("recipes", "show", "sentiment")
     assert shown.code == 0 and "text-classification.yaml" in shown.out
+
+
+def test_local_models_and_data_are_named_without_their_paths(tmp_path, monkeypatch):
+    import sys
+
+    from tasktool.runtime import offline_base_model
+    from tasktool.training.artifacts import command_line, public_name
+
+    assert public_name("distilbert/distilbert-base-uncased") == "distilbert/distilbert-base-uncased"
+    assert public_name(str(tmp_path / "data" / "train.csv")) == "train.csv"
+    assert public_name("glue[train]") == "glue[train]"
+    if offline_base_model():
+        assert public_name(offline_base_model()) == "sentence-transformers/all-MiniLM-L6-v2"
+    monkeypatch.setattr(
+        sys, "argv", ["tasktool", "finetune", "ner", "--data", str(tmp_path / "t.conll"), "model=/x/y/z"]
+    )
+    assert command_line() == "tasktool finetune ner --data t.conll model=z"
+
+
+def test_a_labels_file_is_one_label_a_line(tmp_path):
+    from tasktool.errors import TaskToolError
+    from tasktool.recipes import read_labels_file
+
+    path = tmp_path / "labels.txt"
+    path.write_text("# GermEval\nB-LOC\nI-LOC\n\nO\n")
+    assert read_labels_file(path) == ["B-LOC", "I-LOC", "O"]
+    path.write_text("O\nO\n")
+    with pytest.raises(TaskToolError, match="lists 'O' twice"):
+        read_labels_file(path)
+
+
+def test_ner_features_align_labels_as_run_ner_does(tiny):
+    """The first subword of each word carries its tag, the others -100 (run_ner.py's
+    tokenize_and_align_labels with label_all_tokens=False), on the CoNLL sample's real words."""
+    from conftest import FIXTURES
+    from transformers import AutoTokenizer
+
+    from tasktool.tasks.registry import resolve
+
+    rows = [json.loads(line) for line in (FIXTURES / "text" / "conll_sample.json").read_text().splitlines()]
+    examples = [{"tokens": r["words"], "ner_tags": r["ner"]} for r in rows]
+    spec = resolve("ner")
+    trainer = spec.load_trainer()(spec, {"max_length": 256}, {})
+    trainer.labels = trainer.label_set(examples)
+    tok = AutoTokenizer.from_pretrained(tiny("token-classification", labels=trainer.labels))
+    feats = trainer.features(examples, tok, train=False)
+    for ex, feat in zip(examples, feats, strict=True):
+        enc = tok(ex["tokens"], is_split_into_words=True, truncation=True, max_length=256)
+        expected, previous = [], None
+        for word in enc.word_ids():
+            expected.append(
+                -100 if word is None or word == previous else trainer.labels.index(ex["ner_tags"][word])
+            )
+            previous = word
+        assert feat["labels"] == expected and feat["input_ids"] == enc["input_ids"]

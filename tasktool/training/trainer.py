@@ -228,9 +228,11 @@ class TaskTrainer:
     def preflight(self, out: Path):
         """Checks that need no data: the tracker's package, and the Hub (repo name, token, reachable)."""
         from tasktool.training import sharing
-        from tasktool.training.arguments import report_to
+        from tasktool.training.arguments import best_checkpoint, report_to
 
         report_to(self.recipe.get("report_to"), out / "runs")
+        names = ("loss", *self.trainer_metric_names)  # metric_for_best, patience: checked before any work
+        best_checkpoint(self.recipe, True, self.best_metric if self.trainer_metric_names else "loss", names)
         return sharing.preflight(self.recipe) if self.recipe.get("push_to_hub") else None
 
     def _build(self, base, train_ex, eval_ex, out: Path, last, partial, resume: bool):
