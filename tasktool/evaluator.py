@@ -47,6 +47,13 @@ class Evaluator:
         """Task hook: extra files for a fine-tuned model's folder after its evaluation (model card lines)."""
         return []
 
+    # What the last evaluation adds beside its scores (metrics.json, the model card): a task's `score`
+    # fills it, e.g. {"per_class": {label: {precision, recall, f1, support}}, "unseen_labels": [...]}.
+    details: dict
+
+    def report(self) -> dict:
+        return dict(getattr(self, "details", {}) or {})
+
     # ------------------------------------------------------------------ the run
     def evaluate(
         self,
@@ -58,6 +65,7 @@ class Evaluator:
     ) -> tuple[dict, list[dict]]:
         from tasktool import runtime
 
+        self.details = {}
         examples = self.check(
             examples, runtime.load_config(model_dir, trust_remote_code=self.trust_remote_code)
         )
@@ -66,6 +74,7 @@ class Evaluator:
         )
         metrics, rows = self.score(examples, records)
         metrics["examples"] = metrics.get("examples", len(rows))
+        warn_below_baseline(metrics)
         return metrics, rows
 
     on_error = "raise"  # media evaluators skip unreadable files (and count them)
@@ -131,3 +140,25 @@ def report_skipped(records: list[dict], kind: str, strict: bool) -> None:
         raise TaskToolError(
             f"none of the {len(records)} evaluation {kind} files can be read", "check the files and paths"
         )
+
+
+def warn_below_baseline(metrics: dict) -> bool:
+    """One warning line when the model does not beat the trivial answer scored beside it (the score's
+    `baseline_<metric>` key); True when it does not."""
+    from tasktool.console import warn
+
+    for key, value in list(metrics.items()):
+        if not key.startswith("baseline_") or not isinstance(value, (int, float)):
+            continue
+        name = key[len("baseline_") :]
+        score = metrics.get(name)
+        if isinstance(score, (int, float)) and score <= value:
+            metrics["beats_baseline"] = False
+            warn(
+                f"the model does not beat the {metrics.get('baseline', 'trivial')} baseline: {name} "
+                f"{score:.4f} against {value:.4f} (check the data, the labels and the training settings)"
+            )
+            return True
+        metrics["beats_baseline"] = True
+        return False
+    return False

@@ -96,3 +96,27 @@ def resolve_recipe(
     recipe.update(parse_overrides(overrides or [], fields))
     recipe["task"] = spec.name
     return recipe
+
+
+def read_labels_file(path: str | Path) -> list[str]:
+    """--labels FILE: one label a line (blank lines and `#` comments skipped), or a JSON/YAML list."""
+    import yaml
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TaskToolError(f"--labels file '{path}' not found", "give a file with one label a line")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise TaskToolError(f"--labels file '{path}' is not a valid list", "one label a line") from exc
+        labels = [str(x).strip() for x in loaded or []]
+    else:
+        labels = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise TaskToolError(f"--labels file '{path}' lists '{dup}' twice", "list each label once")
+    if not labels:
+        raise TaskToolError(f"--labels file '{path}' lists no labels", "one label a line")
+    return labels

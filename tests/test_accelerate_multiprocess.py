@@ -248,6 +248,7 @@ def test_two_process_finetune_trains_with_ddp_and_saves_one_model_that_loads(tin
         "4",
         "--quiet",
         "save_total_limit=1",
+        "eval_fraction=0.2",  # 8 of 40 rows held out: 32 training rows
         "micro_batches=2",  # length-sorted halves under DDP: one gradient reduction per step
     )
     assert result.returncode == 0, _why(result)

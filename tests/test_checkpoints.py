@@ -201,6 +201,7 @@ def test_checkpoints_written_by_the_trainer_carry_the_marker_and_rotation_waits_
             "max_steps=8",
             "save_steps=2",
             "save_total_limit=1",
+            "load_best_model=false",  # the newest checkpoint is the one kept, not the best one
             "keep_checkpoints=true",
             "batch_size=8",
             "warmup_ratio=0",

@@ -150,13 +150,14 @@ def test_qa_evaluate_uses_the_infer_predictor_answers(cli, tiny, tmp_path):
     assert metrics["examples"] == 14 and 0 <= metrics["exact_match"] <= metrics["f1"] <= 1
 
 
-def test_evaluate_refuses_labels_the_model_does_not_know_naming_the_row(cli, classifier, tmp_path):
+def test_evaluate_counts_labels_the_model_does_not_know_as_errors_naming_the_row(cli, classifier, tmp_path):
     data = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "yes"}, {"text": "b", "label": "maybe"}])
-    assert_user_error(
-        cli("evaluate", "sentiment", "--model", classifier, "--data", data),
-        "d.jsonl, row 2",
-        "label 'maybe' was not seen in training",
+    result = cli(
+        "evaluate", "sentiment", "--model", classifier, "--data", data, "--output", tmp_path / "m.json"
     )
+    assert result.code == 0, result.err
+    assert "d.jsonl, row 2" in result.err and "'maybe'" in result.err and "count as errors" in result.err
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] <= 0.5  # 'maybe' cannot be right
 
 
 def test_evaluate_reads_integer_labels_as_label_ids(cli, classifier, tmp_path):

@@ -125,6 +125,23 @@ FourBitOpt = option(
     G_TRAIN,
     "--load-in-4bit",
 )
+ReportToOpt = option(
+    str | None, "Experiment tracker: none (default), tensorboard, mlflow or wandb.", G_TRAIN, "--report-to"
+)
+PushOpt = option(
+    str | None,
+    "After a successful run, upload model, card and metrics to this Hub repo (HF_TOKEN); checked "
+    "before training starts.",
+    G_TRAIN,
+    "--push-to-hub",
+)
+HubPrivateOpt = option(bool, "--push-to-hub: create the repo private.", G_TRAIN, "--hub-private")
+LabelsOpt = option(
+    str | None,
+    "Classification/NER: a file declaring the whole label set, one a line.",
+    G_DATA,
+    "--labels",
+)
 
 
 def finetune(
@@ -169,10 +186,15 @@ def finetune(
     allow_absolute_paths: OutsideOpt = False,
     chat_template: ChatTemplateOpt = None,
     load_in_4bit: FourBitOpt = False,
+    report_to: ReportToOpt = None,
+    push_to_hub: PushOpt = None,
+    hub_private: HubPrivateOpt = False,
+    labels: LabelsOpt = None,
 ):
     from tasktool import api
     from tasktool.cli.common import is_quiet, output_format
     from tasktool.cli.evaluate import METRIC_FORMATS
+    from tasktool.recipes import read_labels_file
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
@@ -208,6 +230,10 @@ def finetune(
         allow_absolute_paths=True if allow_absolute_paths else None,
         chat_template=chat_template,
         load_in_4bit=True if load_in_4bit else None,
+        report_to=report_to,
+        push_to_hub=push_to_hub,
+        hub_private=True if hub_private else None,
+        labels=read_labels_file(labels) if labels else None,
     )
     out = summary["output_dir"]
     from tasktool.cli.evaluate import show_metrics
@@ -228,6 +254,8 @@ def finetune(
         return
     info(f"saved to {out}/ (metrics.json, train_log.jsonl, loss_curve.png, README.md, recipe.yaml)")
     info(f'try: tasktool infer {spec.name} --model {out} "..."')
+    if summary.get("hub_url"):
+        info(f"uploaded to {summary['hub_url']}")
 
 
 def register(app: typer.Typer) -> None:

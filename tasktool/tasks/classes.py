@@ -16,22 +16,68 @@ def label_key(label: str):
         return (1, 0.0, label)
 
 
-def check_known_labels(examples: list[dict], known: dict[str, int], source_name: str) -> list[dict]:
-    """Eval labels must be ones the model was trained on; integer labels may name label ids."""
+def check_known_labels(
+    examples: list[dict], known: dict[str, int], source_name: str, quiet: bool = False
+) -> list[dict]:
+    """Eval labels the model was not trained on stay, and count as errors (the model cannot answer them),
+    with one warning listing them; integer labels may name label ids."""
     id2label = {v: k for k, v in known.items()}
-    out = []
+    named = any(k.isdigit() for k in known)
+    out, unseen = [], {}
     for n, ex in enumerate(examples):
         label = ex["label"]
         if label not in known:
-            if label.isdigit() and int(label) in id2label and not any(k.isdigit() for k in known):
+            if label.isdigit() and int(label) in id2label and not named:
                 ex = {**ex, "label": id2label[int(label)]}
             else:
-                raise TaskToolError(
-                    f"{ex.get('_where') or f'{source_name}, row {n + 1}'}: label '{label}' was not seen in training",
-                    f"the model knows: {', '.join(sorted(known, key=label_key))}",
-                )
+                unseen.setdefault(label, ex.get("_where") or f"{source_name}, row {n + 1}")
         out.append(ex)
+    if unseen and not quiet:
+        warn_unseen(unseen, known, "label", label_key)
     return out
+
+
+def warn_unseen(unseen: dict[str, str], known, kind: str, key) -> None:
+    """One warning naming the labels the model was never trained on (and where each first appears)."""
+    from tasktool.console import warn
+
+    shown = ", ".join(f"'{label}' ({where})" for label, where in list(unseen.items())[:6])
+    more = f" and {len(unseen) - 6} more" if len(unseen) > 6 else ""
+    warn(
+        f"{len(unseen)} evaluation {kind}(s) the model was not trained on: {shown}{more}; they count as "
+        f"errors. The model knows: {', '.join(sorted(known, key=key))} (declare the whole set with "
+        f"labels=... or --labels FILE)"
+    )
+
+
+def majority_baseline(refs: list[str]) -> dict:
+    """The score of always answering the evaluation data's most frequent label (the best constant
+    answer on this data): the floor a trained classifier must clear."""
+    from collections import Counter
+
+    from tasktool.metrics import classification
+
+    if not refs:
+        return {}
+    top, _ = max(Counter(refs).items(), key=lambda kv: (kv[1], -refs.index(kv[0])))
+    scores = classification([top] * len(refs), refs)
+    return {
+        "baseline": f"majority class '{top}'",
+        "baseline_accuracy": scores["accuracy"],
+        "baseline_macro_f1": scores["macro_f1"],
+    }
+
+
+def per_class(preds: list[str], refs: list[str], labels: list[str]) -> dict:
+    """Precision, recall, F1 and support of each label (scikit-learn), the model's labels first."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    names = list(labels) + sorted({*refs, *preds} - set(labels), key=label_key)
+    p, r, f, n = precision_recall_fscore_support(refs, preds, labels=names, zero_division=0)
+    return {
+        name: {"precision": float(a), "recall": float(b), "f1": float(c), "support": int(d)}
+        for name, a, b, c, d in zip(names, p, r, f, n, strict=True)
+    }
 
 
 def confusion_matrix(preds: list[str], refs: list[str], labels: list[str]) -> list[list[int]]:
@@ -86,3 +132,42 @@ def confusion_artifacts(folder: Path, preds: list[str], refs: list[str], labels:
     counts = confusion_matrix(preds, refs, labels)  # adds labels only the data has
     plot_confusion(counts, labels, folder / "confusion_matrix.png")
     return ["## Confusion matrix", "", "![confusion matrix](confusion_matrix.png)"]
+
+
+def declared_labels(
+    recipe: dict, examples: list[dict], kind: str = "label", key=label_key
+) -> list[str] | None:
+    """The recipe's `labels` (the whole label set, declared up front), checked against the training
+    rows; None when none are declared."""
+    declared = recipe.get("labels")
+    if not declared:
+        return None
+    known = set(declared)
+    for n, ex in enumerate(examples):
+        values = ex["ner_tags"] if "ner_tags" in ex else [ex["label"]]
+        for value in values:
+            if value not in known:
+                where = ex.get("_where") or f"training row {n + 1}"
+                raise TaskToolError(
+                    f"{where}: {kind} '{value}' is not in the declared labels",
+                    f"add it to labels=... / --labels FILE (declared: {', '.join(sorted(known, key=key))})",
+                )
+    return list(dict.fromkeys(declared))
+
+
+def accuracy_hooks(labels: list[str], refs: list[str]):
+    """(compute_metrics, preprocess_logits_for_metrics) for the Trainer's evaluations of a classifier:
+    accuracy of the arg-max label against the evaluation rows' own labels (one unseen in training can
+    never be right, as in the final evaluation)."""
+
+    def preprocess(logits, _labels):
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return logits.argmax(-1)
+
+    def compute(pred) -> dict:
+        ids = pred.predictions.reshape(-1).tolist()
+        hits = sum(labels[i] == ref for i, ref in zip(ids, refs, strict=True))
+        return {"accuracy": hits / max(len(refs), 1)}
+
+    return compute, preprocess

@@ -9,7 +9,15 @@ from tasktool.evaluator import Evaluator, known_labels, report_skipped
 from tasktool.io.labelled import Reader
 from tasktool.io.media import read_examples
 from tasktool.metrics import classification as classification_metrics
-from tasktool.tasks.classes import check_known_labels, confusion_artifacts, label_key
+from tasktool.tasks.classes import (
+    accuracy_hooks,
+    check_known_labels,
+    confusion_artifacts,
+    declared_labels,
+    label_key,
+    majority_baseline,
+    per_class,
+)
 from tasktool.training import data as D
 from tasktool.training.trainer import TaskTrainer
 
@@ -48,6 +56,11 @@ class MediaClassTrainer(TaskTrainer):
     """Base for audio/image classifiers: subclasses load the processor and build the features."""
 
     stratified = True
+    best_metric = "accuracy"
+    trainer_metric_names = ("accuracy",)
+
+    def logits_metrics(self, eval_examples, eval_features):
+        return accuracy_hooks(self.labels or [], [ex["label"] for ex in eval_examples])
 
     @property
     def strict(self) -> bool:
@@ -55,12 +68,18 @@ class MediaClassTrainer(TaskTrainer):
 
     def holdout(self, examples):
         return D.stratified_holdout(
-            examples, self.recipe.get("eval_fraction") or 0.2, self.recipe.get("seed") or 42
+            examples,
+            self.recipe.get("eval_fraction") or 0.1,
+            self.recipe.get("seed") or 42,
+            self.holdout_cap(),
         )
 
     def label_set(self, examples):
         from tasktool.errors import TaskToolError
 
+        declared = declared_labels(self.recipe, examples)
+        if declared:
+            return declared
         labels = sorted({ex["label"] for ex in examples}, key=label_key)
         names = self.recipe.get("label_names")
         if names:
@@ -89,7 +108,9 @@ class MediaClassEvaluator(Evaluator):
 
     def check(self, examples, config):
         self.id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
-        return check_known_labels(examples, known_labels(config), "the evaluation data")
+        return check_known_labels(
+            examples, known_labels(config), "the evaluation data", quiet=getattr(self, "quiet_unseen", False)
+        )
 
     def infer_options(self):
         return {"top_k": 5}
@@ -124,7 +145,13 @@ class MediaClassEvaluator(Evaluator):
         metrics["examples"] = len(pairs)
         if len(pairs) < len(records):
             metrics["skipped"] = len(records) - len(pairs)
-        self.last = (preds, refs, [self.id2label[i] for i in sorted(self.id2label)])
+        metrics.update(majority_baseline(refs))
+        names = [self.id2label[i] for i in sorted(self.id2label)]
+        self.details = {"per_class": per_class(preds, refs, names)}
+        unseen = sorted(set(refs) - set(names))
+        if unseen:
+            self.details["unseen_labels"] = unseen
+        self.last = (preds, refs, names)
         rows = [
             {
                 "id": i,

@@ -311,7 +311,5 @@ def tasks_serving(architecture: str) -> list[str]:
     A task over bare models (feature-extraction: any `AutoModel`) is left out: a bare encoder is the
     start of every head task, not a model trained for another task."""
     return [
-        spec.name
-        for spec in TASKS.values()
-        if spec.model_class != "AutoModel" and spec.serves(architecture)
+        spec.name for spec in TASKS.values() if spec.model_class != "AutoModel" and spec.serves(architecture)
     ]

@@ -95,11 +95,11 @@ def training_arguments(recipe: dict, ckpt_dir: Path, log_dir: Path, has_eval: bo
             f"warmup_ratio must be in [0, 1), got {r.get('warmup_ratio')}", "e.g. warmup_ratio=0.1"
         )
     eval_steps, save_steps = r.get("eval_steps") or 0, r.get("save_steps") or 0
-    report = "tensorboard" if _has_tensorboard() else "none"
-    if report == "tensorboard":
-        import os
-
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(log_dir)  # transformers 5 reads it from here
+    if has_eval and save_steps and not eval_steps and r.get("load_best_model") is not False:
+        eval_steps = save_steps  # the best checkpoint is chosen among evaluated ones: score each one
+        r = {**r, "eval_steps": eval_steps}
+    report = report_to(r.get("report_to"), log_dir)
+    best = best_checkpoint(r, has_eval, extra.pop("best_metric", "loss"), extra.pop("metrics", ("loss",)))
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=float(r.get("epochs") or 1.0),
@@ -115,8 +115,7 @@ def training_arguments(recipe: dict, ckpt_dir: Path, log_dir: Path, has_eval: bo
         seed=int(r.get("seed") or 42),
         eval_strategy=("steps" if eval_steps else "epoch") if has_eval else "no",
         eval_steps=eval_steps or None,
-        save_strategy="steps" if save_steps else "epoch",
-        save_steps=save_steps or 500,
+        **{"save_strategy": "steps" if save_steps else "epoch", "save_steps": save_steps or 500, **best},
         save_total_limit=r.get("save_total_limit") or None,
         logging_strategy="steps",
         logging_steps=int(r.get("logging_steps") or 10),
@@ -131,4 +130,88 @@ def training_arguments(recipe: dict, ckpt_dir: Path, log_dir: Path, has_eval: bo
         save_only_model=False,
         **precision,
         **extra,
+    )
+
+
+TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def report_to(value: str | None, log_dir: Path) -> str:
+    """The experiment tracker of --report-to (default none), through the Trainer's own integrations; a
+    tracker whose package is missing is a one-line error before any model loads."""
+    import importlib.util
+    import os
+
+    name = (value or "none").strip().lower()
+    if name not in TRACKERS:
+        guess = nearest(name, TRACKERS)
+        raise TaskToolError(
+            f"unknown --report-to '{value}'",
+            (f"did you mean '{guess[0]}'? " if guess else "") + f"use one of {', '.join(TRACKERS)}",
+        )
+    if name == "none":
+        return "none"
+    if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+        raise TaskToolError(
+            f"--report-to {name}: the '{TRACKER_PACKAGES[name]}' package is not installed",
+            f"pip install 'tasktool[trackers]' (or pip install {TRACKER_PACKAGES[name]}), or --report-to none",
+        )
+    if name == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(log_dir)  # transformers 5 reads it from here
+    return name
+
+
+def best_checkpoint(recipe: dict, has_eval: bool, default_metric: str, metrics) -> dict:
+    """TrainingArguments that keep the best checkpoint by the task's metric (or eval loss) and load it at
+    the end: checkpoints are written when the model is evaluated (each epoch, or every eval_steps), as
+    load_best_model_at_end requires. Without eval data, or with load_best_model=false: {}."""
+    r = recipe
+    if not has_eval or r.get("load_best_model") is False:
+        if r.get("early_stopping_patience"):
+            raise TaskToolError(
+                "early_stopping_patience needs evaluation during training"
+                + ("" if has_eval else " (there is no evaluation data)")
+                + (" and load_best_model" if has_eval else ""),
+                "drop early_stopping_patience, or keep load_best_model=true",
+            )
+        return {}
+    name = str(r.get("metric_for_best") or default_metric).strip()
+    short = name[5:] if name.startswith("eval_") else name
+    if short not in metrics:
+        raise TaskToolError(
+            f"metric_for_best '{name}' is not measured while this task trains",
+            f"use one of {', '.join(metrics)}",
+        )
+    if r.get("early_stopping_patience") is not None and int(r["early_stopping_patience"]) < 0:
+        raise TaskToolError(
+            "early_stopping_patience must be 0 (off) or more", "e.g. early_stopping_patience=3"
+        )
+    eval_steps, save_steps = int(r.get("eval_steps") or 0), int(r.get("save_steps") or 0)
+    if eval_steps:
+        # a checkpoint wherever the model is scored: save_steps must be a multiple of eval_steps
+        save = {
+            "save_strategy": "steps",
+            "save_steps": save_steps if save_steps and save_steps % eval_steps == 0 else eval_steps,
+        }
+    else:
+        save = {"save_strategy": "epoch"}
+    return {
+        **save,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": short,
+        "greater_is_better": not short.endswith("loss"),
+    }
+
+
+def early_stopping(recipe: dict, args):
+    """transformers' EarlyStoppingCallback when early_stopping_patience > 0 (and the best model is kept)."""
+    patience = int(recipe.get("early_stopping_patience") or 0)
+    if patience <= 0 or not getattr(args, "load_best_model_at_end", False):
+        return None
+    from transformers import EarlyStoppingCallback
+
+    return EarlyStoppingCallback(
+        early_stopping_patience=patience,
+        early_stopping_threshold=float(recipe.get("early_stopping_threshold") or 0.0),
     )

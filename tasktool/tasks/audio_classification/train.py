@@ -59,7 +59,10 @@ class Trainer(MediaClassTrainer):
         examples[:] = kept  # the run's counts and its evaluation see only the readable clips
         label2id = {label: i for i, label in enumerate(self.labels or [])}
         return ListDataset(
-            [{"audio": a, "labels": label2id[ex["label"]]} for ex, a in zip(kept, audios, strict=True)]
+            [
+                {"audio": a, "labels": label2id.get(ex["label"], -100)}
+                for ex, a in zip(kept, audios, strict=True)
+            ]
         )
 
     def collator(self, feature_extractor):

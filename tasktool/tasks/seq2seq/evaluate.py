@@ -28,8 +28,17 @@ class Evaluator(BaseEvaluator):
         field = "translation_text" if is_translation(self.spec) else "summary_text"
         preds = [r[field] for r in records]
         metrics = score(self.spec, preds, [ex["target"] for ex in examples])
+        metrics.update(copy_baseline(self.spec, examples))
         rows = [
             {"id": i, "input": ex["source"], "reference": ex["target"], "prediction": p}
             for i, (ex, p) in enumerate(zip(examples, preds, strict=True))
         ]
         return metrics, rows
+
+
+def copy_baseline(spec, examples: list[dict]) -> dict:
+    """The score of answering with the source text itself (a model that learnt nothing but to copy)."""
+    sources, refs = [ex["source"] for ex in examples], [ex["target"] for ex in examples]
+    copied = score(spec, sources, refs)
+    keys = ("bleu", "chrf") if is_translation(spec) else ("rougeL", "rouge1")
+    return {"baseline": "copy the source", **{f"baseline_{k}": copied[k] for k in keys}}

@@ -29,6 +29,14 @@ class Trainer(TaskTrainer):
     def translation(self) -> bool:
         return is_translation(self.spec)
 
+    @property
+    def trainer_metric_names(self) -> tuple[str, ...]:
+        """With predict_with_generate the Trainer's evaluations score the generations: metric_for_best may
+        name these (the default stays eval loss, which needs no generation)."""
+        if not self.recipe.get("predict_with_generate"):
+            return ()
+        return ("bleu", "chrf") if self.translation else ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
     def languages(self) -> tuple[str, str]:
         return languages(self.recipe)
 

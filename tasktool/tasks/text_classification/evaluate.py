@@ -1,16 +1,22 @@
-"""Scoring text classifiers: accuracy and macro-F1 over the engine's labels."""
+"""Scoring text classifiers: accuracy and macro-F1 over the engine's labels, beside the majority-class
+baseline; per-label precision/recall/F1 and a confusion matrix picture for a fine-tuned model's folder."""
 
 from __future__ import annotations
 
 from tasktool.evaluator import Evaluator as BaseEvaluator
 from tasktool.evaluator import known_labels
 from tasktool.metrics import classification as classification_metrics
-from tasktool.tasks.classes import check_known_labels
+from tasktool.tasks.classes import check_known_labels, confusion_artifacts, majority_baseline, per_class
 
 
 class Evaluator(BaseEvaluator):
+    quiet_unseen = False  # the fine-tuning run warned about unseen labels already
+
     def check(self, examples, config):
-        return check_known_labels(examples, known_labels(config), "the evaluation data")
+        self.id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+        return check_known_labels(
+            examples, known_labels(config), "the evaluation data", quiet=self.quiet_unseen
+        )
 
     def payload(self, ex):
         if ex.get("text_pair"):
@@ -19,9 +25,22 @@ class Evaluator(BaseEvaluator):
 
     def score(self, examples, records):
         preds = [r["label"] for r in records]
-        metrics = classification_metrics(preds, [ex["label"] for ex in examples])
+        refs = [ex["label"] for ex in examples]
+        metrics = classification_metrics(preds, refs)
+        metrics.update(majority_baseline(refs))
+        names = [self.id2label[i] for i in sorted(self.id2label)]
+        self.details = {"per_class": per_class(preds, refs, names)}
+        unseen = sorted(set(refs) - set(names))
+        if unseen:
+            self.details["unseen_labels"] = unseen
+        self.last = (preds, refs, names)
         rows = [
             {"id": i, "input": r["input"], "label": ex["label"], "prediction": p, "score": r["score"]}
             for i, (r, ex, p) in enumerate(zip(records, examples, preds, strict=True))
         ]
         return metrics, rows
+
+    def artifacts(self, folder):
+        if not getattr(self, "last", None):
+            return []
+        return confusion_artifacts(folder, *self.last)

@@ -144,6 +144,36 @@ def _entity(tag: str, score: float, text: str, start, end) -> dict:
     return {"entity_group": tag, "score": score, "word": text[start:end], "start": start, "end": end}
 
 
+def word_record(best: list, top: list, item: dict, id2label: dict) -> dict:
+    """A pre-tokenized input's record: one tag per given word (its first subword's label; "O" for a word
+    with no subword or cut off by max_length) and the entities those tags make, with character offsets
+    in the words joined by single spaces."""
+    words = item["words"]
+    first: list[int | None] = [None] * len(words)
+    for pos, word in enumerate(item["word_ids"]):
+        if word is not None and first[word] is None:
+            first[word] = pos
+    text, spans, at = " ".join(words), [], 0
+    for w in words:
+        spans.append((at, at + len(w)))
+        at += len(w) + 1
+    units, tags = [], []
+    outside = next((i for i, label in id2label.items() if label in IGNORED), None)
+    for (start, end), pos in zip(spans, first, strict=True):
+        label_id = best[pos] if pos is not None else outside
+        tags.append(id2label[label_id] if label_id is not None else "O")
+        if label_id is not None:
+            units.append(
+                {
+                    "label_id": label_id,
+                    "score": float(top[pos]) if pos is not None else 1.0,
+                    "start": start,
+                    "end": end,
+                }
+            )
+    return {"tags": tags, "entities": group_units(units, id2label, text)}
+
+
 class TokenClassification(TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
 
@@ -165,7 +195,26 @@ class TokenClassification(TextPredictor):
     tokenize_kwargs = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
 
     def prepare(self, payload):
+        if isinstance(payload, (list, tuple)):
+            return self.prepare_words(payload)
         return self.from_encoding(self.tokenize(payload, **self.tokenize_kwargs), None, 0, payload)
+
+    def prepare_words(self, words) -> dict:
+        """Pre-tokenized input (a CoNLL sentence, a `tokens` list): the words are kept as given and
+        each one is labelled by its first subword, as run_ner.py and seqeval scoring do."""
+        from tasktool.errors import ItemError
+
+        words = [str(w) for w in words]
+        if not words:
+            raise ItemError("empty word list", "give at least one word")
+        enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.max_length)
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}),
+            "word_ids": enc.word_ids(),
+            "words": words,
+        }
 
     def from_encoding(self, row, enc, index, text):
         return {
@@ -185,31 +234,46 @@ class TokenClassification(TextPredictor):
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         bests, tops = probs.argmax(-1).tolist(), probs.max(-1).tolist()
         id2label = self.id2label or {i: f"LABEL_{i}" for i in range(probs.shape[-1])}
+        if any("words" in item for item in batch):
+            return [
+                word_record(best, top, item, id2label)
+                if "words" in item
+                else self.predict_one(row, best, top, item, id2label)
+                for row, best, top, item in zip(probs, bests, tops, batch, strict=True)
+            ]
         if self.opts.aggregation == "simple":
             tags = [split_tag(id2label[i]) for i in range(probs.shape[-1])]
             return [
                 {"entities": simple_entities(best, top, item["offsets"], item["special"], tags, item["text"])}
                 for best, top, item in zip(bests, tops, batch, strict=True)
             ]
-        out = []
-        for row, best, top, item in zip(probs, bests, tops, batch, strict=True):
-            tokens = []
-            for i, (start, end) in enumerate(item["offsets"]):
-                if item["special"][i] or start == end:  # [CLS], [SEP], and pieces with no text
-                    continue
-                tokens.append(
-                    {
-                        "probs": row[i],
-                        "best": best[i],
-                        "top": top[i],
-                        "index": i,
-                        "start": int(start),
-                        "end": int(end),
-                        "word_id": item["word_ids"][i],
-                    }
-                )
-            out.append({"entities": aggregate(tokens, id2label, item["text"], self.opts.aggregation)})
-        return out
+        return [
+            self.predict_one(row, best, top, item, id2label)
+            for row, best, top, item in zip(probs, bests, tops, batch, strict=True)
+        ]
+
+    def predict_one(self, row, best, top, item, id2label) -> dict:
+        if self.opts.aggregation == "simple":
+            tags = [split_tag(id2label[i]) for i in range(len(row[0]))]
+            return {
+                "entities": simple_entities(best, top, item["offsets"], item["special"], tags, item["text"])
+            }
+        tokens = []
+        for i, (start, end) in enumerate(item["offsets"]):
+            if item["special"][i] or start == end:  # [CLS], [SEP], and pieces with no text
+                continue
+            tokens.append(
+                {
+                    "probs": row[i],
+                    "best": best[i],
+                    "top": top[i],
+                    "index": i,
+                    "start": int(start),
+                    "end": int(end),
+                    "word_id": item["word_ids"][i],
+                }
+            )
+        return {"entities": aggregate(tokens, id2label, item["text"], self.opts.aggregation)}
 
     def display(self, record):
         entities = record.get("entities") or []
