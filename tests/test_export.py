@@ -234,8 +234,19 @@ def test_options_that_do_not_apply_to_an_exported_model_are_refused(cli, tiny, t
         cli("infer", "sentiment", "hi", "--model", folder, "--dtype", "bfloat16"), "--dtype bfloat16", "ONNX"
     )
     data = tmp_path / "train.csv"
-    data.write_text("text,label\ngood,POSITIVE\nbad,NEGATIVE\n")
-    result = cli("finetune", "sentiment", "--model", folder, "--data", data, "--output-dir", tmp_path / "ft")
+    data.write_text("text,label\n" + "good film,POSITIVE\nbad film,NEGATIVE\n" * 5)
+    result = cli(
+        "finetune",
+        "sentiment",
+        "--model",
+        folder,
+        "--data",
+        data,
+        "--eval-data",
+        data,
+        "--output-dir",
+        tmp_path / "ft",
+    )
     assert_user_error(result, "ONNX export", "cannot be fine-tuned")
     result = cli("export", "sentiment", "--model", folder, "-o", tmp_path / "again")
     assert_user_error(result, "already an ONNX export")
