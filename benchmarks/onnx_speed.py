@@ -62,7 +62,8 @@ def real_sentences(n: int) -> list[str]:
     out = []
     for row in rows:
         text = re.sub(r"<br\s*/?>", " ", row["text"])
-        out += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
+        # one sentence a line: Unicode line breaks inside a review become spaces
+        out += [" ".join(s.split()) for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
     if n > len(out):
         out += common.sentences(n - len(out), seed=11)
     return out[:n]
@@ -273,7 +274,8 @@ def whole_process(task: str, models: dict, texts: list[str], pipe_bs: int, args,
     tt, pk = keyfn(task), pipe_keyfn(task)
     keys = {}
     for name, (_, out) in commands.items():
-        records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        lines = out.read_text(encoding="utf-8").split("\n")  # not splitlines(): text may hold U+2028
+        records = [json.loads(line) for line in lines if line.strip()]
         keys[name] = [pk(r["result"]) if name.startswith("pipeline") else tt(r) for r in records]
     reference = keys["tasktool torch fp32"]
     pipe_name = f"pipeline script b{pipe_bs}"
