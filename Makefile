@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick: a short benchmark run
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast lint format demo bench smoke clean
+.PHONY: install test test-fast lint format demo bench smoke clean gpu-check
 
 $(BIN)/tasktool: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: install
 
 smoke: install
 	$(BIN)/tasktool smoke
+
+# on a CUDA machine (after `make install TORCH_SPEC=torch`): every task on the GPU, then encoder and
+# generation speed against the pipeline; figures under "gpu" in benchmarks/results.json (GPU_ARGS=--quick)
+GPU_ARGS ?=
+gpu-check: install
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python benchmarks/gpu_check.py $(GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out

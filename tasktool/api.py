@@ -359,3 +359,40 @@ def serve(
         access_log=access_log,
         quiet=quiet,
     )
+
+
+def export(
+    task: str,
+    model: str | None = None,
+    *,
+    output_dir: str | Path,
+    format: str = "onnx",  # noqa: A002 - the command's --format
+    optimize: str | None = None,
+    quantize: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> dict:
+    """Export a task's model for ONNX Runtime into the new folder `output_dir`; returns its manifest.
+
+    `optimize`: O1, O2 or O3 (onnxruntime's graph optimizations and transformer fusions); `quantize`:
+    "int8" (dynamic quantization). `tasktool infer TASK --model output_dir` then runs the exported graph."""
+    from tasktool.errors import TaskToolError
+    from tasktool.export import export_onnx
+    from tasktool.tasks.registry import resolve
+
+    spec = resolve(task)
+    if format != "onnx":
+        raise TaskToolError(f"unknown export format '{format}'", "tasktool exports --format onnx")
+    manifest = export_onnx(
+        spec,
+        model or spec.default_model,
+        output_dir,
+        optimize=optimize,
+        quantize=quantize,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+    )
+    manifest["output_dir"] = str(output_dir)
+    return manifest

@@ -19,10 +19,29 @@ def build_predictor(spec, opts, quiet: bool = False):
 
     if not opts.model:
         opts.model = spec.default_model
+    choose_backend(spec, opts)
     cls = spec.load_predictor()
     spinner = sys.stderr.isatty() and not (quiet or is_quiet())
     with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
         return cls(spec, opts)
+
+
+def choose_backend(spec, opts) -> None:
+    """--backend: ONNX Runtime runs an exported folder; on a torch model it runs its cached export."""
+    from tasktool import backends
+
+    choice = getattr(opts, "backend", "auto") or "auto"
+    if choice not in ("auto", *backends.BACKENDS):
+        raise TaskToolError(f"invalid --backend '{choice}'", "choose one of auto, torch, onnxruntime")
+    if choice == "torch" and backends.is_exported(opts.model):
+        raise TaskToolError(
+            f"'{opts.model}' is an ONNX export: it runs with ONNX Runtime only",
+            "drop --backend torch, or pass the torch model it came from",
+        )
+    if choice == "onnxruntime":
+        from tasktool.export.cache import onnx_model_for
+
+        opts.model = onnx_model_for(spec, opts)
 
 
 class _nothing:
@@ -112,8 +131,9 @@ def _run(
 
         folder = smoke_dir(keep=keep) / "model"  # removed at exit unless --keep
         opts.model = str(shrunk_model(spec, opts.model, folder, opts.revision, opts.max_length))
+    shown = opts.model or spec.default_model  # --backend onnxruntime swaps in its cache folder
     predictor = build_predictor(spec, opts, quiet)
-    title = f"{spec.name} ({opts.model})"
+    title = f"{spec.name} ({shown})"
     # under several processes the main one writes every record
     writer = (
         open_writers(output, fmt, title, predictor.display, resume=partial is not None, meta=meta)

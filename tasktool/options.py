@@ -52,6 +52,9 @@ class InferOptions:
     device_map: str | None = None  # "auto": accelerate spreads the model over the GPUs and CPU there are
     load_in_4bit: bool = False  # bitsandbytes quantization (CUDA)
     load_in_8bit: bool = False
+    # auto: ONNX Runtime for a `tasktool export` folder, torch otherwise; onnxruntime on a torch model
+    # exports it once into a cache folder (tasktool.export.cache)
+    backend: str = "auto"
 
     def generation_kwargs(self, default_max_new_tokens: int) -> dict:
         kwargs: dict = {"max_new_tokens": self.max_new_tokens or default_max_new_tokens}

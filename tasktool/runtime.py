@@ -312,6 +312,18 @@ def load_model(
     import transformers
 
     ref = check_model_ref(ref)
+    from tasktool import backends
+
+    exported = backends.is_exported(ref)  # a `tasktool export` folder: ONNX Runtime runs it
+    if exported and for_training:
+        raise TaskToolError(
+            f"'{ref}' is an ONNX export, which cannot be fine-tuned", "fine-tune the torch model it came from"
+        )
+    if exported and (device_map or quantization):
+        raise TaskToolError(
+            "--device-map and --load-in-4bit/8bit apply to torch models, not to an ONNX export",
+            "drop them (export with --quantize int8 for a smaller model)",
+        )
     adapter = adapter_config(ref)
     weights = adapter_base(ref, adapter) if adapter is not None else ref
     kwargs.update(check_weights_safe(weights, allow_pickle))
@@ -322,6 +334,8 @@ def load_model(
 
         warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
     dev = pick_device(device)
+    if exported:
+        return backends.load(ref, config, dev, dtype, asked=device)
     torch_dtype = pick_dtype(dtype, dev)
     cls = getattr(transformers, auto_class or spec.model_class)
     placement = placement_kwargs(device_map, quantization, torch_dtype)
@@ -415,6 +429,13 @@ def compile_model(model):
     """
     import torch
 
+    from tasktool import backends
+
+    if backends.is_onnx(model):
+        raise TaskToolError(
+            "--compile applies to torch models; ONNX Runtime optimizes the exported graph itself",
+            "drop --compile (or export with --optimize O2)",
+        )
     if model.device.type == "cpu":
         import torch._inductor.config as inductor_config
 

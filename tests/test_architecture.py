@@ -13,12 +13,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tasktool"
 LAYERS = [
     ("errors", "console", "hub", "options", "metrics"),
     ("io",),
-    ("runtime", "distributed", "tiny"),
+    ("runtime", "backends", "distributed", "tiny"),
     ("accel",),
     ("engine",),
     ("evaluator", "training"),
     ("tasks",),
-    ("inference", "recipes", "api", "serve"),
+    ("inference", "recipes", "api", "serve", "export"),
     ("cli", "demo", "__main__"),
 ]
 

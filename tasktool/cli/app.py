@@ -64,12 +64,12 @@ def _root(
 
 
 def _register():
-    from tasktool.cli import evaluate, finetune, infer, info, merge, recipes, serve, smoke
+    from tasktool.cli import evaluate, export, finetune, infer, info, merge, recipes, serve, smoke
 
     app.command("tasks", help="List the tasks, their aliases and default models.")(info.tasks)
     app.command("env", help="Versions, device, offline state and cache folder.")(info.env)
     app.command("infer", help=infer.HELP, no_args_is_help=True)(infer.infer)
-    for module in (finetune, evaluate, recipes, smoke, serve):
+    for module in (finetune, evaluate, recipes, smoke, serve, export):
         module.register(app)
     merge.register(app)
 

@@ -108,6 +108,12 @@ WorkersOpt = option(
     min=1,
 )
 CompileOpt = option(bool, "torch.compile the model (GPU, long runs).", G_MODEL, "--compile")
+BackendOpt = option(
+    str,
+    "auto (ONNX Runtime for a `tasktool export` folder, else torch), torch, or onnxruntime (a torch "
+    "model is exported once to a cache folder).",
+    G_MODEL,
+)
 MaxLengthOpt = option(int | None, "Truncate inputs to this many tokens.", G_TASK)
 TopKOpt = option(int | None, "Labels/fills to return; sampling top-k for generation.", G_TASK)
 AggregationOpt = option(str, "NER entity grouping: none, simple, first, average, max.", G_TASK)
@@ -211,6 +217,7 @@ def infer(
     device_map: DeviceMapOpt = None,
     load_in_4bit: FourBitOpt = False,
     load_in_8bit: EightBitOpt = False,
+    backend: BackendOpt = "auto",
 ):
     from dataclasses import fields
 
@@ -232,6 +239,7 @@ def infer(
     check_choice("--subtask", subtask, ("panoptic", "semantic", "instance"))
     check_choice("--device", device, DEVICES)
     check_choice("--dtype", dtype, DTYPES)
+    check_choice("--backend", backend, ("auto", "torch", "onnxruntime"))
     given = locals()
     opts = InferOptions(**{f.name: given[f.name] for f in fields(InferOptions) if f.name in given})
     source = InputSpec(

@@ -27,7 +27,7 @@ class AudioClassification(Predictor):
             )
         self.model = runtime.load_for_inference(spec, opts)
         self.device = self.model.device
-        self.dtype = next(self.model.parameters()).dtype
+        self.dtype = self.model.dtype  # transformers models and ONNX Runtime ones (tasktool.backends) have it
         if opts.compile:
             self.model = runtime.compile_model(self.model)
         self.sr = int(self.feature_extractor.sampling_rate)

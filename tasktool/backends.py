@@ -1,0 +1,208 @@
+"""Inference backends: an exported ONNX model run by ONNX Runtime, called like a transformers model.
+
+The predictors call `model(**inputs)` and read `.logits` (QA: `.start_logits` / `.end_logits`),
+`model.config`, `model.device` and `model.dtype`. `OnnxModel` gives them exactly that over an
+`onnxruntime.InferenceSession`, so an exported folder runs through the same engine, the same
+pre- and post-processing and the same options as the torch model it came from.
+
+A folder written by `tasktool export` holds `export.json` (the manifest: which file is fp32, optimized
+or int8, the opset, the inputs and outputs), the .onnx files, config.json (labels) and the
+tokenizer/processor files. This module reads folders; tasktool/export writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from tasktool.errors import TaskToolError
+
+MANIFEST = "export.json"
+FORMAT = "onnx"
+BACKENDS = ("torch", "onnxruntime")
+
+
+def tasktool_version() -> str:
+    """tasktool's version, for manifests and cache keys (the package is imported before any of its
+    modules, so it is read from there rather than imported: tasktool/__init__ reaches the API)."""
+    import sys
+
+    return str(getattr(sys.modules.get("tasktool"), "__version__", "unknown"))
+
+
+def is_exported(ref: str | Path) -> bool:
+    """True for a folder holding an exported ONNX model (a manifest, or a bare model.onnx)."""
+    path = Path(ref).expanduser()
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / "model.onnx").is_file())
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder).expanduser() / MANIFEST
+    if not path.is_file():  # a folder with a model.onnx from elsewhere: use it as it is
+        return {"format": FORMAT, "files": {"fp32": "model.onnx"}, "default": "model.onnx"}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TaskToolError(
+            f"cannot read the export manifest '{path}': {exc}",
+            "export the model again with `tasktool export`",
+        ) from exc
+    if manifest.get("format") != FORMAT or not manifest.get("default"):
+        raise TaskToolError(
+            f"'{path}' is not an ONNX export manifest", "export the model again with `tasktool export`"
+        )
+    return manifest
+
+
+def model_file(folder: str | Path, manifest: dict) -> Path:
+    """The .onnx file inference runs: the manifest's default (int8 > optimized > fp32, as exported)."""
+    path = Path(folder).expanduser() / manifest["default"]
+    if not path.is_file():
+        raise TaskToolError(
+            f"the exported model file '{path}' is missing", "export the model again with `tasktool export`"
+        )
+    return path
+
+
+def has_cuda_provider() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+class OnnxOutput(dict):
+    """The outputs of one run by name, also as attributes (`out.logits`), like transformers' ModelOutput."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class OnnxModel:
+    """An ONNX Runtime session behind the interface the predictors use of a transformers model.
+
+    Threads are set like the torch path's: a run uses `torch.get_num_threads()` intra-op threads, read
+    at call time. The engine gives each of its concurrent batches a share of the cores by lowering that
+    number, so each share gets a session of its own size (created on first use, weights shared by
+    nothing: a second session is a second copy, made only when the engine runs batches concurrently).
+    """
+
+    training = False  # the accel patches and the engine check it, as on a torch model
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, config, device, manifest: dict | None = None):
+        import torch
+
+        self.path = Path(path)
+        self.config = config
+        self.manifest = manifest or {}
+        self.device = device
+        self.dtype = torch.float32  # inputs are fed as float32; int8 weights are internal to the graph
+        self.providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if device.type == "cuda"
+            else ["CPUExecutionProvider"]
+        )
+        self._sessions: dict[int, object] = {}
+        self._lock = threading.Lock()
+        first = self.session()  # load now: a broken file fails here, not in the middle of a run
+        self.input_names = [i.name for i in first.get_inputs()]
+        self.output_names = [o.name for o in first.get_outputs()]
+        self._float_inputs = {i.name for i in first.get_inputs() if "float" in i.type}
+
+    def session(self, threads: int | None = None):
+        """The session for `threads` intra-op threads (default: torch's current thread count)."""
+        import torch
+
+        threads = threads or torch.get_num_threads()
+        session = self._sessions.get(threads)
+        if session is None:
+            with self._lock:
+                session = self._sessions.get(threads)
+                if session is None:
+                    session = self._sessions[threads] = self._new_session(threads)
+        return session
+
+    def _new_session(self, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: ORT's warnings would bury tasktool's one-line messages
+        try:
+            return onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for a bad file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TaskToolError(
+                f"ONNX Runtime cannot load '{self.path}': {first}",
+                "export the model again with `tasktool export`",
+                exit_code=1,
+            ) from exc
+
+    def __call__(self, **inputs) -> OnnxOutput:
+        import numpy as np
+        import torch
+
+        feed = {}
+        for name in self.input_names:
+            value = inputs.get(name)
+            if value is None:
+                if name == "token_type_ids" and "input_ids" in inputs:  # a tokenizer that gives none
+                    value = torch.zeros_like(inputs["input_ids"])
+                else:
+                    raise TaskToolError(
+                        f"the exported model needs the input '{name}', which this task does not give",
+                        "export the model again with `tasktool export` for this task",
+                        exit_code=1,
+                    )
+            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            if name in self._float_inputs:
+                array = array.astype(np.float32, copy=False)
+            elif array.dtype != np.int64 and np.issubdtype(array.dtype, np.integer):
+                array = array.astype(np.int64)
+            feed[name] = np.ascontiguousarray(array)
+        outputs = self.session().run(self.output_names, feed)
+        return OnnxOutput(
+            {name: torch.from_numpy(out) for name, out in zip(self.output_names, outputs, strict=True)}
+        )
+
+    # what the predictors and the runtime call on a torch model
+    def eval(self):
+        return self
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({self.path})"
+
+
+def load(ref: str, config, device, dtype: str = "auto", asked: str = "auto") -> OnnxModel:
+    """The exported model in folder `ref` on `device` (the torch.device tasktool picked; `asked`: the
+    --device given). ONNX Runtime runs on the CPU, or on CUDA where onnxruntime-gpu is installed."""
+    import torch
+
+    if dtype not in ("auto", "float32"):
+        raise TaskToolError(
+            f"--dtype {dtype} does not apply to an ONNX model (its precision was chosen at export)",
+            "leave --dtype at auto, or export with --quantize int8 for a smaller, faster model",
+        )
+    if device.type == "cuda" and not has_cuda_provider():
+        if asked == "cuda":
+            raise TaskToolError(
+                "--device cuda was asked for, but this onnxruntime has no CUDA support",
+                "install onnxruntime-gpu, or use --device cpu",
+            )
+        device = torch.device("cpu")
+    elif device.type != "cuda":
+        device = torch.device("cpu")  # mps and others: ONNX Runtime's CPU provider
+    manifest = read_manifest(ref)
+    return OnnxModel(model_file(ref, manifest), config, device, manifest)
+
+
+def is_onnx(model) -> bool:
+    return isinstance(model, OnnxModel)

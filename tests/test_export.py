@@ -1,0 +1,268 @@
+"""`tasktool export --format onnx` and inference on the exported folder through the same engine.
+
+Each supported task's tiny model is exported once with `--optimize O2 --quantize int8`, which writes all
+three graphs (fp32, optimized, int8); each graph is then run through `tasktool.infer` and compared with
+the torch model's records. Tolerance on scores: 1e-4. The fp32 and O2 graphs compute the same float32
+arithmetic in another order (MLAS kernels, fused attention and layer norms instead of oneDNN's), which
+moves probabilities by ~1e-7 (measured); 1e-4 is far above that and far below anything that could
+change a label or a ranking by accident on these models. The int8 graph is only checked to run and give
+well-formed records: on tiny random models every score sits near uniform, so agreement with torch means
+nothing there; benchmarks/onnx_speed.py measures int8 label agreement on the real MiniLM.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, assert_user_error
+
+import tasktool.api as api
+from tasktool.errors import TaskToolError
+
+TOLERANCE = 1e-4
+LABELS = ["NEGATIVE", "POSITIVE", "NEUTRAL"]
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def _inputs(task: str, tmp_path: Path) -> dict:
+    if task == "text-classification":
+        return {"inputs": ["A wonderful film", "Dull, far too long and badly acted", "ok"]}
+    if task == "token-classification":
+        return {"inputs": ["John lives in Paris", "Mary met Smith in London on monday", "Berlin"]}
+    if task == "question-answering":
+        context = "John lives in Paris. Mary works at Google in London, and she travels every summer."
+        return {"inputs": ["Where does John live?", "Who works at Google?"], "context": context}
+    if task == "fill-mask":
+        return {"inputs": ["Paris is the [MASK] of France", "the [MASK] was [MASK] good"]}
+    if task == "audio-classification":
+        return {"inputs": [str(FIXTURES / "audio" / name) for name in ("3_jackson_5.wav", "7_george_5.wav")]}
+    return {"inputs": [str(p) for p in sorted((FIXTURES / "images").glob("*.jpg"))]}
+
+
+TINY_KWARGS = {
+    "text-classification": {"labels": LABELS},
+    "token-classification": {"labels": NER_LABELS},
+    "audio-classification": {"labels": ["zero", "three", "seven"]},
+    "image-classification": {"labels": ["cat", "dog", "bird"]},
+}
+TASKS = [
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+    "audio-classification",
+    "image-classification",
+]
+
+
+def _close(a, b, path="record"):
+    """Records equal, except floats within TOLERANCE."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=TOLERANCE), (path, a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), (path, a.keys(), b.keys())
+        for key in a:
+            _close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), (path, a, b)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)
+
+
+def _graph(folder: Path, file: str, tmp_path: Path) -> Path:
+    """A copy of an exported folder whose manifest makes `file` the graph inference runs."""
+    copy = tmp_path / f"{folder.name}-{file}"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "export.json").read_text())
+    manifest["default"] = file
+    (copy / "export.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _well_formed(task: str, records: list[dict], reference: list[dict]) -> None:
+    assert [r["id"] for r in records] == [r["id"] for r in reference]
+    for record, ref in zip(records, reference, strict=True):
+        assert "error" not in record and record.keys() == ref.keys(), record
+        if "label" in record:
+            assert record["label"] in {x["label"] for x in ref.get("labels", [ref])} | set(
+                TINY_KWARGS.get(task, {}).get("labels", [])
+            )
+            assert 0.0 <= record["score"] <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_exported_graphs_give_the_torch_records(task, tiny, tmp_path):
+    source = tiny(task, **TINY_KWARGS.get(task, {}))
+    out = tmp_path / "exported"
+    manifest = api.export(task, str(source), output_dir=out, optimize="O2", quantize="int8")
+    assert manifest["files"] == {
+        "fp32": "model.onnx",
+        "optimized": "model_optimized.onnx",
+        "int8": "model_int8.onnx",
+    }
+    assert manifest["default"] == "model_int8.onnx" and manifest["opset"] == 17
+    written = json.loads((out / "export.json").read_text())
+    assert written["task"] == task and written["inputs"] and written["tasktool_version"]
+    assert (out / "README.md").is_file() and (out / "config.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    if task in TINY_KWARGS:  # the labels travel with the export
+        assert sorted(config["id2label"].values()) == sorted(TINY_KWARGS[task]["labels"])
+    inputs = _inputs(task, tmp_path)
+    options = {"top_k": 3} if task in ("text-classification", "fill-mask") else {}
+    want = api.infer(task, model=str(source), device="cpu", **inputs, **options)
+    for file in ("model.onnx", "model_optimized.onnx"):
+        got = api.infer(task, model=str(_graph(out, file, tmp_path)), device="cpu", **inputs, **options)
+        _close(got, want)
+    int8 = api.infer(task, model=str(out), device="cpu", **inputs, **options)
+    _well_formed(task, int8, want)
+
+
+@pytest.mark.slow
+def test_exported_folder_runs_through_the_cli_with_batches_in_flight_and_the_same_order(cli, tiny, tmp_path):
+    source = tiny("token-classification", labels=NER_LABELS)
+    out = tmp_path / "ner-onnx"
+    result = cli("export", "ner", "--model", source, "--optimize", "O2", "-o", out)
+    assert result.code == 0, result.err
+    assert "model_optimized.onnx" in result.err
+    texts = [f"John met Mary {i} times in {'Paris ' * (i % 7)}on monday" for i in range(40)]
+    base = ["infer", "ner", *texts, "--format", "jsonl", "--batch-size", "4", "--device", "cpu"]
+    torch_run = cli(*base, "--model", source, "--workers", "1")
+    onnx_one = cli(*base, "--model", out, "--workers", "1")
+    onnx_two = cli(*base, "--model", out, "--workers", "2")  # two sessions, one thread each
+    assert torch_run.code == onnx_one.code == onnx_two.code == 0, onnx_two.err
+    _close(onnx_one.records(), torch_run.records())
+    _close(onnx_two.records(), torch_run.records())
+
+
+@pytest.mark.slow
+def test_backend_onnxruntime_exports_a_torch_folder_once_then_uses_the_cache(tiny, tmp_path, monkeypatch):
+    from tasktool.export import onnx as export_module
+
+    monkeypatch.setenv("TASKTOOL_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = export_module.export_onnx
+    monkeypatch.setattr(export_module, "export_onnx", lambda *a, **k: calls.append(a) or real(*a, **k))
+    source = tmp_path / "model"
+    shutil.copytree(tiny("text-classification", labels=LABELS), source)
+    texts = ["A wonderful film", "Dull, far too long", "ok"]
+    want = api.infer("sentiment", texts, model=str(source), device="cpu", top_k=3)
+    first = api.infer("sentiment", texts, model=str(source), device="cpu", top_k=3, backend="onnxruntime")
+    second = api.infer("sentiment", texts, model=str(source), device="cpu", top_k=3, backend="onnxruntime")
+    assert len(calls) == 1, "the second run must reuse the cached export"
+    _close(first, want)
+    _close(second, want)
+    cached = list((tmp_path / "cache" / "onnx").iterdir())
+    assert len(cached) == 1 and json.loads((cached[0] / "export.json").read_text())["optimize"] == "O2"
+    # the model changes (trained again): its content hash changes, so it is exported again
+    config = json.loads((source / "config.json").read_text())
+    config["id2label"] = {k: v.lower() for k, v in config["id2label"].items()}
+    (source / "config.json").write_text(json.dumps(config))
+    changed = api.infer("sentiment", texts, model=str(source), device="cpu", backend="onnxruntime")
+    assert len(calls) == 2 and changed[0]["label"] == want[0]["label"].lower()
+
+
+def test_content_hash_changes_with_any_file_and_ignores_hidden_folders(tmp_path):
+    from tasktool.export.cache import content_hash
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 10)
+    first = content_hash(tmp_path, "text-classification")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "lock").write_text("x")
+    assert content_hash(tmp_path, "text-classification") == first
+    assert content_hash(tmp_path, "token-classification") != first
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 9 + b"\x01")
+    assert content_hash(tmp_path, "text-classification") != first
+
+
+def test_export_of_an_unsupported_task_names_the_supported_ones(cli, tmp_path):
+    result = cli("export", "summarize", "-o", tmp_path / "out")
+    assert_user_error(result, "export of summarization is not supported yet", "text-classification", code=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_optimize_level_and_quantize_mode_are_one_line_errors(cli, tmp_path):
+    assert_user_error(
+        cli("export", "sentiment", "--optimize", "O4", "-o", tmp_path / "o"), "--optimize", "O3"
+    )
+    assert_user_error(
+        cli("export", "sentiment", "--quantize", "int4", "-o", tmp_path / "o"), "--quantize", "int8"
+    )
+    assert_user_error(cli("export", "sentiment", "--format", "tflite", "-o", tmp_path / "o"), "--format")
+    with pytest.raises(TaskToolError, match="--optimize"):
+        api.export("sentiment", output_dir=tmp_path / "o", optimize="O9")
+
+
+def test_existing_output_folder_is_refused_and_left_alone(cli, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = cli("export", "sentiment", "--model", tmp_path / "whatever", "-o", out)
+    assert_user_error(result, "already exists", code=2)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def _fake_export(folder: Path, source: Path) -> Path:
+    """An exported folder's shape without its graph (the checks below fail before any graph is read)."""
+    shutil.copytree(source, folder)
+    (folder / "export.json").write_text(json.dumps({"format": "onnx", "default": "model.onnx"}))
+    return folder
+
+
+def test_backend_torch_on_an_exported_folder_is_a_one_line_error(cli, tmp_path):
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "export.json").write_text(json.dumps({"format": "onnx", "default": "model.onnx"}))
+    result = cli("infer", "sentiment", "hi", "--model", folder, "--backend", "torch")
+    assert_user_error(result, "ONNX export", "--backend torch", code=2)
+    assert_user_error(cli("infer", "sentiment", "hi", "--backend", "tensorrt"), "--backend")
+
+
+@pytest.mark.slow
+def test_options_that_do_not_apply_to_an_exported_model_are_refused(cli, tiny, tmp_path):
+    folder = _fake_export(tmp_path / "exported", tiny("text-classification", labels=LABELS))
+    assert_user_error(
+        cli("infer", "sentiment", "hi", "--model", folder, "--dtype", "bfloat16"), "--dtype bfloat16", "ONNX"
+    )
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "good film,POSITIVE\nbad film,NEGATIVE\n" * 5)
+    result = cli(
+        "finetune",
+        "sentiment",
+        "--model",
+        folder,
+        "--data",
+        data,
+        "--eval-data",
+        data,
+        "--output-dir",
+        tmp_path / "ft",
+    )
+    assert_user_error(result, "ONNX export", "cannot be fine-tuned")
+    result = cli("export", "sentiment", "--model", folder, "-o", tmp_path / "again")
+    assert_user_error(result, "already an ONNX export")
+
+
+@pytest.mark.slow
+def test_gpu_check_without_cuda_exits_with_one_line():
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no CUDA GPU" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
