@@ -165,7 +165,6 @@ def test_eval_labels_unseen_in_training_are_a_warning_naming_the_row(cli, cls_mo
         tmp_path / "o",
         "--max-steps",
         "1",
-        "--quiet",
     )
     assert result.code == 0, result.err
     assert "dev.jsonl, row 2" in result.err and "'meh'" in result.err and "neg, pos" in result.err

@@ -519,7 +519,7 @@ def test_a_held_out_split_that_leaves_training_one_label_is_refused(cli, model, 
 
     order = list(range(10))
     random.Random(42).shuffle(order)
-    held_out = set(order[:2])  # eval_fraction 0.2 of 10 rows, seed 42
+    held_out = set(order[:1])  # eval_fraction 0.1 of 10 rows, seed 42
     data = tmp_path / "train.csv"
     data.write_text(
         "text,label\n" + "".join(f"text {i},{'NEG' if i in held_out else 'POS'}\n" for i in range(10))

@@ -365,7 +365,7 @@ def model_card(recipe: dict, summary: dict, data_name: str) -> str:
             f"- **Device:** {run['device']}; **precision:** {run.get('precision')}; "
             f"**optimizer:** {run.get('optimizer')}"
         )
-    lines.append(f"- **Speed patches that ran:** {_speed_patches(train)}")
+    lines.append(f"- **Speed patches:** {_speed_patches(train)}")
     versions = run.get("versions") or {}
     if versions:
         lines.append("- **Libraries:** " + ", ".join(f"{k} {v}" for k, v in versions.items()))
