@@ -1,7 +1,8 @@
 """Generation speed: tasktool against transformers.pipeline / a plain `generate` loop, greedy, real sizes.
 
 Models: random weights of real size, built here (no Hub): GPT-2 small (12 layers, 768 wide, 50,257-token
-vocabulary) for text-generation, BART base (6+6 layers, 768 wide, 50,265 tokens) for summarization.
+vocabulary) for text-generation, BART base (6+6 layers, 768 wide, 50,265 tokens) for summarization,
+Whisper tiny's sizes (4+4 layers, 384 wide; tasktool's small test vocabulary) for speech recognition.
 Their tokenizers are byte-level BPEs trained on the bundled IMDB reviews, topped up with placeholder
 tokens to the real vocabulary size, so every id the random model emits decodes to text.
 
@@ -13,7 +14,8 @@ Rows, measured in one run (paths alternated, medians of the repeats):
 
 - in-process, model loaded outside the timing: the pipeline at each batch size (its best is the
   baseline), a plain `model.generate` loop over batches in input order (what a script without the
-  pipeline does; the only baseline for summarization, which has no pipeline in transformers 5), and
+  pipeline does; the only baseline for summarization, which has no pipeline in transformers 5), the
+  speech-recognition pipeline at each batch size for Whisper (clips of 2-12 s, tones in noise), and
   tasktool's engine at its defaults;
 - whole process (text-generation): `python -m tasktool infer text-generation --file ...` against
   benchmarks/pipeline_infer.py at the pipeline's best batch size: start-up and load included.
@@ -144,6 +146,49 @@ def build_bart(out: Path, new_tokens: int) -> Path:
     return out
 
 
+def build_whisper(out: Path) -> Path:
+    """Whisper tiny's sizes (4+4 layers, 384 wide, 6 heads) with random weights, on tasktool's in-process
+    Whisper tokenizer (a small byte BPE plus Whisper's special tokens: a smaller vocabulary than the
+    real 51,865, the timestamp tokens must stay last)."""
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from tasktool import tiny
+
+    tiny.build("whisper", out, "WhisperForConditionalGeneration")
+    config = WhisperConfig.from_pretrained(out)
+    config.update(
+        dict(
+            d_model=384,
+            encoder_layers=4,
+            decoder_layers=4,
+            encoder_attention_heads=6,
+            decoder_attention_heads=6,
+            encoder_ffn_dim=1536,
+            decoder_ffn_dim=1536,
+            max_target_positions=448,
+        )
+    )
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = WhisperForConditionalGeneration.from_pretrained(out).generation_config
+    model.save_pretrained(out)
+    return out
+
+
+def clips(n: int, seed: int = 0) -> list:
+    """n clips of 2-12 s: tones in noise (a random model transcribes anything as well as speech)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        t = np.arange(int(16000 * rng.uniform(2, 12))) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t) + 0.05 * rng.standard_normal(t.size)
+        out.append(wave.astype(np.float32))
+    return out
+
+
 def timed(fn, repeats: int):
     times, result = [], None
     for _ in range(repeats):
@@ -163,7 +208,7 @@ def tasktool_runner(task: str, model: Path, **options):
 
     opts = InferOptions(model=str(model), device="cpu", **options)
     predictor = build_predictor(resolve(task), opts, quiet=True)
-    key = "generated_text" if task == "text-generation" else "summary_text"
+    key = {"text-generation": "generated_text", "summarization": "summary_text"}.get(task, "text")
 
     def run(texts):
         engine = Engine(predictor, batch_size=opts.batch_size, max_batch_tokens=opts.max_batch_tokens)
@@ -317,10 +362,50 @@ def summarization(work: Path, args) -> dict:
     }
 
 
+def speech_recognition(work: Path, args) -> dict:
+    import soundfile as sf
+    import transformers
+
+    model = build_whisper(work / "whisper")
+    audio = clips(max(8, args.items // 2))
+    paths = []
+    for i, wave in enumerate(audio):
+        paths.append(str(work / f"clip{i}.wav"))
+        sf.write(paths[-1], wave, 16000)
+    transformers.utils.logging.set_verbosity_error()
+    pipe = transformers.pipeline("automatic-speech-recognition", model=str(model), device="cpu")
+    gen = {"max_new_tokens": args.new_tokens, "task": "transcribe"}
+
+    def run_pipe(bs):
+        inputs = [{"raw": w, "sampling_rate": 16000} for w in audio]
+        return [r["text"].strip() for r in pipe(inputs, batch_size=bs, generate_kwargs=gen)]
+
+    ours = tasktool_runner("automatic-speech-recognition", model, max_new_tokens=args.new_tokens)
+    run_pipe(2)
+    ours(paths[:2])
+    rows, outputs = {}, {}
+    for bs in (4, 8, 16):
+        seconds, outputs[f"pipeline b{bs}"], _ = timed(lambda bs=bs: run_pipe(bs), args.repeats)
+        rows[f"pipeline b{bs}"] = len(audio) / seconds
+    best = max(rows, key=rows.get)
+    seconds, outputs["tasktool"], _ = timed(lambda: [t.strip() for t in ours(paths)], args.repeats)
+    rows["tasktool"] = len(audio) / seconds
+    log("  " + ", ".join(f"{k} {v:.2f}/s" for k, v in rows.items()))
+    return {
+        "model": "Whisper tiny sizes, random weights (tasktool's small test vocabulary)",
+        "clips": len(audio),
+        "new_tokens": args.new_tokens,
+        "clips_per_s": {k: round(v, 3) for k, v in rows.items()},
+        "pipeline_best": best,
+        "tasktool_vs_pipeline_best": round(rows["tasktool"] / rows[best], 3),
+        "same_text_as_pipeline_best": {k: agreement(v, outputs[best]) for k, v in outputs.items()},
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="text-generation,summarization")
+    parser.add_argument("--only", default="text-generation,summarization,automatic-speech-recognition")
     parser.add_argument("--items", type=int)
     parser.add_argument("--new-tokens", type=int)
     parser.add_argument("--repeats", type=int)
@@ -342,7 +427,11 @@ def main(argv=None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="tasktool-genbench-") as tmp:
         work = Path(tmp)
-        for task, fn in (("text-generation", text_generation), ("summarization", summarization)):
+        for task, fn in (
+            ("text-generation", text_generation),
+            ("summarization", summarization),
+            ("automatic-speech-recognition", speech_recognition),
+        ):
             if task in args.only.split(","):
                 log(f"{task}:")
                 (work / task).mkdir()
@@ -351,7 +440,7 @@ def main(argv=None) -> int:
     if not args.quick:
         path = Path(args.output)
         data = json.loads(path.read_text()) if path.exists() else {}
-        data["generation"] = result
+        data["generation"] = {**data.get("generation", {}), **result}
         path.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 

@@ -21,6 +21,9 @@ class Predictor:
     """Task-specific inference. The engine calls prepare per item, then predict per batch."""
 
     window: int | None = None  # items prepared at once; media tasks keep it small (decoded inputs are big)
+    # --batch-size when none is given; generators take more (a decode step's cost is mostly reading the
+    # weights, whatever the rows: benchmarks/generation.py)
+    default_batch_size: int = 8
 
     def prepare(self, payload: Any) -> Any:
         """Decode/tokenize one input. Raise ItemError for a bad item."""

@@ -21,6 +21,8 @@ def build_predictor(spec, opts, quiet: bool = False):
         opts.model = spec.default_model
     choose_backend(spec, opts)
     cls = spec.load_predictor()
+    if opts.batch_size is None:
+        opts.batch_size = cls.default_batch_size
     spinner = sys.stderr.isatty() and not (quiet or is_quiet())
     with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
         return cls(spec, opts)

@@ -11,7 +11,7 @@ class InferOptions:
     revision: str | None = None
     device: str = "auto"
     dtype: str = "auto"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the task predictor's default_batch_size
     max_batch_tokens: int | None = None
     workers: int | None = None  # batches in flight at once on a CPU (None: the engine's choice)
     trust_remote_code: bool = False

@@ -131,3 +131,20 @@ def test_model_generation_config_sampling_is_overridden_by_greedy_default(cli, m
     assert (
         max(_new_token_counts(_predictor(copy), PROMPTS)) <= 5
     )  # the model's own max_new_tokens is the default
+
+
+def test_generation_batches_32_prompts_by_default_and_a_given_batch_size_wins(model, tiny):
+    """A decode step costs about the same for 8 rows as for 32 (it is mostly reading the weights), so
+    text generation batches more by default than the other tasks; --batch-size always wins."""
+    from tasktool.inference import build_predictor
+    from tasktool.options import InferOptions
+    from tasktool.tasks.registry import resolve
+
+    def batch_size(task, folder, **given):
+        opts = InferOptions(model=str(folder), device="cpu", **given)
+        build_predictor(resolve(task), opts, quiet=True)
+        return opts.batch_size
+
+    assert batch_size("text-generation", model) == 32
+    assert batch_size("text-generation", model, batch_size=4) == 4
+    assert batch_size("text-classification", tiny("text-classification")) == 8

@@ -27,7 +27,15 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, mps (auto lets ac
 DtypeOpt = Annotated[
     str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on GPU), float32, bfloat16, float16.")
 ]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch.", min=1)]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        "-b",
+        help="Inputs per batch (default 8; 32 for generation, summarization, translation).",
+        min=1,
+    ),
+]
 TrustOpt = Annotated[
     bool,
     typer.Option("--trust-remote-code", help="Run model code from the Hub repository (off: it is code)."),

@@ -183,7 +183,7 @@ def infer(
     revision: RevisionOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    batch_size: BatchOpt = 8,
+    batch_size: BatchOpt = None,
     max_batch_tokens: MaxTokensOpt = None,
     workers: WorkersOpt = None,
     compile: CompileOpt = False,

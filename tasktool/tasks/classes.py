@@ -171,3 +171,34 @@ def accuracy_hooks(labels: list[str], refs: list[str]):
         return {"accuracy": hits / max(len(refs), 1)}
 
     return compute, preprocess
+
+
+def training_labels(recipe: dict, examples: list[dict]) -> list[str]:
+    """A classifier's label set: the declared `labels`, else the training rows' labels in `label_names`
+    order (ids sorted as numbers); refused with fewer than two."""
+    declared = declared_labels(recipe, examples)
+    if declared:
+        return declared
+    labels = sorted({ex["label"] for ex in examples}, key=label_key)
+    names = recipe.get("label_names")
+    if names:
+        labels = [n for n in names if n in labels] + [lb for lb in labels if lb not in names]
+    if len(labels) < 2:
+        raise TaskToolError(
+            f"the training data has a single label ({labels[0] if labels else 'none'})",
+            "a classifier needs at least two labels",
+        )
+    return labels
+
+
+def classifier_report(evaluator, preds: list[str], refs: list[str]) -> dict:
+    """What a classifier's evaluation adds beside accuracy: the majority baseline (returned, for the
+    metrics), per-class scores and unseen labels (evaluator.details, for the card) and the confusion
+    inputs (evaluator.last, for the picture)."""
+    names = [evaluator.id2label[i] for i in sorted(evaluator.id2label)]
+    evaluator.details = {"per_class": per_class(preds, refs, names)}
+    unseen = sorted(set(refs) - set(names))
+    if unseen:
+        evaluator.details["unseen_labels"] = unseen
+    evaluator.last = (preds, refs, names)
+    return majority_baseline(refs)

@@ -12,11 +12,9 @@ from tasktool.metrics import classification as classification_metrics
 from tasktool.tasks.classes import (
     accuracy_hooks,
     check_known_labels,
+    classifier_report,
     confusion_artifacts,
-    declared_labels,
-    label_key,
-    majority_baseline,
-    per_class,
+    training_labels,
 )
 from tasktool.training import data as D
 from tasktool.training.trainer import TaskTrainer
@@ -75,21 +73,7 @@ class MediaClassTrainer(TaskTrainer):
         )
 
     def label_set(self, examples):
-        from tasktool.errors import TaskToolError
-
-        declared = declared_labels(self.recipe, examples)
-        if declared:
-            return declared
-        labels = sorted({ex["label"] for ex in examples}, key=label_key)
-        names = self.recipe.get("label_names")
-        if names:
-            labels = [n for n in names if n in labels] + [lb for lb in labels if lb not in names]
-        if len(labels) < 2:
-            raise TaskToolError(
-                f"the training data has a single label ({labels[0] if labels else 'none'})",
-                "a classifier needs at least two labels",
-            )
-        return labels
+        return training_labels(self.recipe, examples)
 
     def check_labels(self, examples, known, source_name):
         return check_known_labels(examples, known, source_name)
@@ -145,13 +129,7 @@ class MediaClassEvaluator(Evaluator):
         metrics["examples"] = len(pairs)
         if len(pairs) < len(records):
             metrics["skipped"] = len(records) - len(pairs)
-        metrics.update(majority_baseline(refs))
-        names = [self.id2label[i] for i in sorted(self.id2label)]
-        self.details = {"per_class": per_class(preds, refs, names)}
-        unseen = sorted(set(refs) - set(names))
-        if unseen:
-            self.details["unseen_labels"] = unseen
-        self.last = (preds, refs, names)
+        metrics.update(classifier_report(self, preds, refs))
         rows = [
             {
                 "id": i,

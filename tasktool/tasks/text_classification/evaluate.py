@@ -6,7 +6,7 @@ from __future__ import annotations
 from tasktool.evaluator import Evaluator as BaseEvaluator
 from tasktool.evaluator import known_labels
 from tasktool.metrics import classification as classification_metrics
-from tasktool.tasks.classes import check_known_labels, confusion_artifacts, majority_baseline, per_class
+from tasktool.tasks.classes import check_known_labels, classifier_report, confusion_artifacts
 
 
 class Evaluator(BaseEvaluator):
@@ -27,13 +27,7 @@ class Evaluator(BaseEvaluator):
         preds = [r["label"] for r in records]
         refs = [ex["label"] for ex in examples]
         metrics = classification_metrics(preds, refs)
-        metrics.update(majority_baseline(refs))
-        names = [self.id2label[i] for i in sorted(self.id2label)]
-        self.details = {"per_class": per_class(preds, refs, names)}
-        unseen = sorted(set(refs) - set(names))
-        if unseen:
-            self.details["unseen_labels"] = unseen
-        self.last = (preds, refs, names)
+        metrics.update(classifier_report(self, preds, refs))
         rows = [
             {"id": i, "input": r["input"], "label": ex["label"], "prediction": p, "score": r["score"]}
             for i, (r, ex, p) in enumerate(zip(records, examples, preds, strict=True))

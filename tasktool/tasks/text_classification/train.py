@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tasktool.errors import TaskToolError
-from tasktool.tasks.classes import accuracy_hooks, check_known_labels, declared_labels, label_key
+from tasktool.tasks.classes import accuracy_hooks, check_known_labels, training_labels
 from tasktool.training.trainer import TaskTrainer
 
 
@@ -13,19 +12,7 @@ class Trainer(TaskTrainer):
     trainer_metric_names = ("accuracy",)
 
     def label_set(self, examples):
-        declared = declared_labels(self.recipe, examples)
-        if declared:
-            return declared
-        labels = sorted({ex["label"] for ex in examples}, key=label_key)
-        names = self.recipe.get("label_names")
-        if names:
-            labels = [n for n in names if n in labels] + [lb for lb in labels if lb not in names]
-        if len(labels) < 2:
-            raise TaskToolError(
-                f"the training data has a single label ({labels[0] if labels else 'none'})",
-                "a classifier needs at least two labels",
-            )
-        return labels
+        return training_labels(self.recipe, examples)
 
     def check_labels(self, examples, known, source_name):
         return check_known_labels(examples, known, source_name)
