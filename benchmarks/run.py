@@ -292,9 +292,6 @@ def section_finetune(args, work: Path):
     try:
         from tasktool.tasks.registry import resolve
 
-        trainer_path = resolve("text-classification").trainer
-        if not trainer_path:
-            raise ImportError("text-classification has no trainer")
         resolve("text-classification").load_trainer()
         import tasktool.cli.finetune  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any gap in the training core means: skip, say why
@@ -378,6 +375,7 @@ def section_finetune(args, work: Path):
             "save_steps=1000000",
             "eval_steps=1000000",
             "max_eval_samples=32",
+            "load_best_model=false",  # the last step, as the default Trainer keeps
             *overrides,
         ]
         proc = _run(cmd, env)
