@@ -75,19 +75,11 @@ def prompts(n: int, lo: int, hi: int, seed: int = 0) -> list[str]:
 
 
 def byte_bpe(specials: list[str], vocab_size: int, real_size: int):
-    """A byte-level BPE trained on the reviews, topped up with placeholder tokens to `real_size`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """tasktool's in-process byte-level BPE trained on the reviews, topped up with placeholder tokens to
+    `real_size`."""
+    from tasktool.tiny.text import byte_bpe as train
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(reviews(), trainer)
+    tok = train(specials, None, vocab_size, texts=reviews())
     tok.add_tokens([f"<x{i}>" for i in range(tok.get_vocab_size(), real_size)])
     return tok
 

@@ -59,7 +59,14 @@ def _wordpiece(vocab_size: int = 600):
     )
 
 
-def _byte_bpe(specials: list[str], template: tuple[str, str] | None, vocab_size: int = 600):
+def byte_bpe(
+    specials: list[str],
+    template: tuple[str, str] | None,
+    vocab_size: int = 600,
+    texts: list[str] | None = None,
+):
+    """A byte-level BPE trained in-process on `texts` (default: the tiny corpus); `template` = (bos, eos)
+    wraps every encoding, else GPT-2's byte-level post-processing."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -71,7 +78,7 @@ def _byte_bpe(specials: list[str], template: tuple[str, str] | None, vocab_size:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(), trainer)
+    tok.train_from_iterator(texts or corpus(), trainer)
     if template:
         bos, eos = template
         tok.post_processor = processors.TemplateProcessing(
@@ -121,7 +128,7 @@ def _bert(max_length: int, out: Path, tf):
 
 
 def _gpt2(max_length: int, out: Path, tf):
-    tok = _byte_bpe(["<|endoftext|>"], None)
+    tok = byte_bpe(["<|endoftext|>"], None)
     eot = "<|endoftext|>"
     fast = _save_tokenizer(tok, out, max_length, bos_token=eot, eos_token=eot, pad_token=eot)
     eos = fast.eos_token_id
@@ -158,7 +165,7 @@ def _llama(max_length: int, out: Path, tf):
     like the real ones)."""
     from tokenizers import processors
 
-    tok = _byte_bpe(["<s>", "</s>", "<unk>", *CHAT_TOKENS], None)
+    tok = byte_bpe(["<s>", "</s>", "<unk>", *CHAT_TOKENS], None)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
@@ -188,7 +195,7 @@ def _llama(max_length: int, out: Path, tf):
 
 
 def _bart(max_length: int, out: Path, tf):
-    tok = _byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
+    tok = byte_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], ("<s>", "</s>"))
     fast = _save_tokenizer(
         tok,
         out,
@@ -212,7 +219,7 @@ def _bart(max_length: int, out: Path, tf):
 
 
 def _t5_tokenizer(max_length: int, out: Path):
-    tok = _byte_bpe(["<pad>", "</s>", "<unk>"], (None, "</s>"))
+    tok = byte_bpe(["<pad>", "</s>", "<unk>"], (None, "</s>"))
     return _save_tokenizer(tok, out, max_length, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
 
 
