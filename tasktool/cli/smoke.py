@@ -101,21 +101,30 @@ def smoke_task(spec, workdir: Path) -> dict:
     import io
     import time
 
+    from tasktool import console
+
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     model = spec.build_tiny(workdir / "tiny", **getattr(spec.sample(), "SMOKE_TINY", {}))
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     sample = spec.sample().write(workdir / "data", spec)
     stages["build"] = time.perf_counter() - t0
-    with contextlib.redirect_stdout(io.StringIO()):
-        _smoke_part(spec, sample, model, workdir, stages)
-        # a sample's variants (e.g. chat + LoRA on another architecture): the same stages, prefixed
-        for name, variant in sample.get("variants", {}).items():
-            t = time.perf_counter()
-            part = workdir / name
-            tiny = spec.build_tiny(part / "tiny", **variant.get("tiny", {}))
-            stages[f"{name} build"] = time.perf_counter() - t
-            _smoke_part(spec, variant, tiny, part, stages, prefix=f"{name} ")
+    # a random tiny model's warnings (below the baseline, ...) say nothing about the user's set-up:
+    # they are silenced here; a stage that fails still raises
+    was_quiet = console.is_quiet()
+    console.set_quiet(True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _smoke_part(spec, sample, model, workdir, stages)
+            # a sample's variants (e.g. chat + LoRA on another architecture): the same stages, prefixed
+            for name, variant in sample.get("variants", {}).items():
+                t = time.perf_counter()
+                part = workdir / name
+                tiny = spec.build_tiny(part / "tiny", **variant.get("tiny", {}))
+                stages[f"{name} build"] = time.perf_counter() - t
+                _smoke_part(spec, variant, tiny, part, stages, prefix=f"{name} ")
+    finally:
+        console.set_quiet(was_quiet)
     stages["total"] = time.perf_counter() - t0
     return stages
 
