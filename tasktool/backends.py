@@ -55,6 +55,20 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
+def check_task(folder: str | Path, task: str) -> bool:
+    """True when the manifest says the folder was exported for `task`; a refusal when for another;
+    False when it does not say (a model.onnx from elsewhere)."""
+    exported_for = read_manifest(folder).get("task")
+    if not exported_for:
+        return False
+    if exported_for != task:
+        raise TaskToolError(
+            f"'{folder}' was exported for {exported_for}, not {task}",
+            f"run `tasktool infer {exported_for}` with it, or export a {task} model",
+        )
+    return True
+
+
 def model_file(folder: str | Path, manifest: dict) -> Path:
     """The .onnx file inference runs: the manifest's default (int8 > optimized > fp32, as exported)."""
     path = Path(folder).expanduser() / manifest["default"]
@@ -71,6 +85,47 @@ def has_cuda_provider() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
+class Device:
+    """Where ONNX Runtime runs ("cpu" or "cuda"), with the `.type` the predictors and engine read.
+
+    A predictor that works on numpy arrays (`arrays="numpy"`) gets this; the others get a torch.device,
+    since they move torch tensors with `.to(device)`."""
+
+    def __init__(self, kind: str):
+        self.type = kind
+
+    def __str__(self) -> str:
+        return self.type
+
+    __repr__ = __str__
+
+
+class LightConfig:
+    """config.json as attributes, for a run that imports neither torch nor transformers (AutoConfig
+    imports torch). Label maps get int keys, as transformers gives them."""
+
+    def __init__(self, data: dict):
+        self.__dict__.update(data)
+        for key in ("id2label",):
+            if isinstance(data.get(key), dict):
+                setattr(self, key, {int(k): v for k, v in data[key].items()})
+
+    def __getattr__(self, name: str):  # a key config.json left out: what transformers would not set
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+def read_config(folder: str | Path) -> LightConfig:
+    path = Path(folder).expanduser() / "config.json"
+    try:
+        return LightConfig(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TaskToolError(
+            f"cannot read the model config '{path}': {exc}", "export the model again with `tasktool export`"
+        ) from exc
+
+
 class OnnxOutput(dict):
     """The outputs of one run by name, also as attributes (`out.logits`), like transformers' ModelOutput."""
 
@@ -84,7 +139,11 @@ class OnnxOutput(dict):
 class OnnxModel:
     """An ONNX Runtime session behind the interface the predictors use of a transformers model.
 
-    Threads are set like the torch path's: a run uses `torch.get_num_threads()` intra-op threads, read
+    `arrays="torch"` (the default) takes and gives torch tensors, with a torch.device and dtype, for
+    predictors written over torch; `arrays="numpy"` takes and gives numpy arrays and never imports
+    torch, for predictors whose pre- and post-processing are numpy (text classification, NER).
+
+    Threads are set like the torch path's (tasktool.threads: torch's count when torch is loaded), read
     at call time. The engine gives each of its concurrent batches a share of the cores by lowering that
     number, so each share gets a session of its own size (created on first use, weights shared by
     nothing: a second session is a second copy, made only when the engine runs batches concurrently).
@@ -93,17 +152,21 @@ class OnnxModel:
     training = False  # the accel patches and the engine check it, as on a torch model
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, config, device, manifest: dict | None = None):
-        import torch
-
+    def __init__(self, path: Path, config, device: str, manifest: dict | None = None, arrays: str = "torch"):
         self.path = Path(path)
         self.config = config
         self.manifest = manifest or {}
-        self.device = device
-        self.dtype = torch.float32  # inputs are fed as float32; int8 weights are internal to the graph
+        self.arrays = arrays
+        if arrays == "numpy":
+            self.device, self.dtype = Device(device), "float32"
+        else:
+            import torch
+
+            # inputs are fed as float32; int8 weights are internal to the graph
+            self.device, self.dtype = torch.device(device), torch.float32
         self.providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            if device.type == "cuda"
+            if device == "cuda"
             else ["CPUExecutionProvider"]
         )
         self._sessions: dict[int, object] = {}
@@ -114,10 +177,10 @@ class OnnxModel:
         self._float_inputs = {i.name for i in first.get_inputs() if "float" in i.type}
 
     def session(self, threads: int | None = None):
-        """The session for `threads` intra-op threads (default: torch's current thread count)."""
-        import torch
+        """The session for `threads` intra-op threads (default: the current count, tasktool.threads)."""
+        from tasktool import threads as cpu_threads
 
-        threads = threads or torch.get_num_threads()
+        threads = threads or cpu_threads.get()
         session = self._sessions.get(threads)
         if session is None:
             with self._lock:
@@ -145,30 +208,31 @@ class OnnxModel:
 
     def __call__(self, **inputs) -> OnnxOutput:
         import numpy as np
-        import torch
 
         feed = {}
         for name in self.input_names:
             value = inputs.get(name)
             if value is None:
                 if name == "token_type_ids" and "input_ids" in inputs:  # a tokenizer that gives none
-                    value = torch.zeros_like(inputs["input_ids"])
+                    value = np.zeros(np.shape(inputs["input_ids"]), dtype=np.int64)
                 else:
                     raise TaskToolError(
                         f"the exported model needs the input '{name}', which this task does not give",
                         "export the model again with `tasktool export` for this task",
                         exit_code=1,
                     )
-            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
             if name in self._float_inputs:
                 array = array.astype(np.float32, copy=False)
             elif array.dtype != np.int64 and np.issubdtype(array.dtype, np.integer):
                 array = array.astype(np.int64)
             feed[name] = np.ascontiguousarray(array)
         outputs = self.session().run(self.output_names, feed)
-        return OnnxOutput(
-            {name: torch.from_numpy(out) for name, out in zip(self.output_names, outputs, strict=True)}
-        )
+        if self.arrays != "numpy":
+            import torch
+
+            outputs = [torch.from_numpy(out) for out in outputs]
+        return OnnxOutput(zip(self.output_names, outputs, strict=True))
 
     # what the predictors and the runtime call on a torch model
     def eval(self):
@@ -181,27 +245,30 @@ class OnnxModel:
         return f"OnnxModel({self.path})"
 
 
-def load(ref: str, config, device, dtype: str = "auto", asked: str = "auto") -> OnnxModel:
-    """The exported model in folder `ref` on `device` (the torch.device tasktool picked; `asked`: the
-    --device given). ONNX Runtime runs on the CPU, or on CUDA where onnxruntime-gpu is installed."""
-    import torch
+def pick_device(asked: str = "auto") -> str:
+    """CUDA where onnxruntime has its CUDA provider (onnxruntime-gpu) and it was asked for or left at
+    auto; else "cpu" (mps and others: ONNX Runtime's CPU provider)."""
+    if asked.startswith("cuda") or asked == "auto":
+        if has_cuda_provider():
+            return "cuda"
+        if asked.startswith("cuda"):
+            raise TaskToolError(
+                "--device cuda was asked for, but this onnxruntime has no CUDA support",
+                "install onnxruntime-gpu, or use --device cpu",
+            )
+    return "cpu"
 
+
+def load(ref: str, config, device: str = "auto", dtype: str = "auto", arrays: str = "torch") -> OnnxModel:
+    """The exported model in folder `ref`; `device`: the --device given. ONNX Runtime runs on the CPU,
+    or on CUDA where onnxruntime-gpu is installed."""
     if dtype not in ("auto", "float32"):
         raise TaskToolError(
             f"--dtype {dtype} does not apply to an ONNX model (its precision was chosen at export)",
             "leave --dtype at auto, or export with --quantize int8 for a smaller, faster model",
         )
-    if device.type == "cuda" and not has_cuda_provider():
-        if asked == "cuda":
-            raise TaskToolError(
-                "--device cuda was asked for, but this onnxruntime has no CUDA support",
-                "install onnxruntime-gpu, or use --device cpu",
-            )
-        device = torch.device("cpu")
-    elif device.type != "cuda":
-        device = torch.device("cpu")  # mps and others: ONNX Runtime's CPU provider
     manifest = read_manifest(ref)
-    return OnnxModel(model_file(ref, manifest), config, device, manifest)
+    return OnnxModel(model_file(ref, manifest), config, pick_device(device), manifest, arrays)
 
 
 def is_onnx(model) -> bool:

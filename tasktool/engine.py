@@ -197,7 +197,7 @@ class Engine:
         return out
 
     def _run_window(self, chunk: list[Item]) -> Iterator[dict]:
-        import torch
+        from tasktool import threads
 
         errors: dict[int, str] = {}
         order = []
@@ -214,7 +214,7 @@ class Engine:
         if self.workers > 1:
             self._predict_concurrently(cut, results, errors, chunk)
         else:
-            with torch.inference_mode():
+            with threads.no_grad():
                 for batch in cut:
                     self._predict(batch, results, errors, chunk)
                     if self.on_batch:
@@ -239,13 +239,13 @@ class Engine:
             raise Interrupted()
 
     def _predict_concurrently(self, cut, results, errors, chunk):
-        """Batches on `workers` threads, each with its share of torch's threads; a few in flight at most."""
+        """Batches on `workers` threads, each with its share of the CPU threads; a few in flight at most."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        import torch
+        from tasktool import threads
 
         def work(batch):
-            with torch.inference_mode():  # thread-local: each worker enters its own
+            with threads.no_grad():  # thread-local: each worker enters its own
                 self._predict(batch, results, errors, chunk)
             return len(batch)
 
@@ -255,8 +255,8 @@ class Engine:
                 if self.on_batch:
                     self.on_batch(n)
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads // self.workers))  # process-wide: restored below
+        count = threads.get()
+        threads.set_count(max(1, count // self.workers))  # process-wide: restored below
         pending: set = set()
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="tasktool-batch") as pool:
@@ -276,7 +276,7 @@ class Engine:
                         future.cancel()
                     raise
         finally:
-            torch.set_num_threads(threads)
+            threads.set_count(count)
 
     def _predict(self, batch, results, errors, chunk):
         """Predict a batch; a failure is narrowed down to the input that causes it (see _narrow)."""
@@ -335,13 +335,14 @@ def batch_workers(predictor: Predictor, requested: int | None) -> int:
         return 1
     if requested is not None:
         return requested
-    import torch
+    from tasktool import threads
 
-    return 2 if torch.get_num_threads() >= 2 else 1
+    return 2 if threads.get() >= 2 else 1
 
 
 def _empty_cache():
-    import torch
+    import sys
 
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # no torch loaded (ONNX Runtime alone): no CUDA cache to free
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

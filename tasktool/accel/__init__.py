@@ -148,9 +148,11 @@ def apply_for_training(
 
 def apply_for_inference(model, *, compile: bool) -> Applied:
     """Patch a loaded inference model (before any torch.compile); logged at debug level only."""
+    done = Applied()
+    if getattr(model, "backend", None) == "onnxruntime":  # ONNX Runtime optimizes its own graph
+        return done
     import torch
 
-    done = Applied()
     untested = untested_transformers()
     done._did(
         "first_token",

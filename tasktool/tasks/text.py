@@ -11,16 +11,24 @@ class TextPredictor(Predictor):
 
     auto_class: str | None = None  # default: the task's model class
     padding_side = "right"
+    # "numpy": predict reads the model's outputs as numpy arrays (tasktool.tasks.arrays.to_numpy), so an
+    # exported model runs on ONNX Runtime without torch being imported at all
+    arrays = "torch"
 
     def __init__(self, spec, opts, **model_kwargs):
         from tasktool import accel, runtime
 
         self.spec, self.opts = spec, opts
         self.tokenizer = runtime.load_tokenizer(
-            opts.model, revision=opts.revision, trust_remote_code=opts.trust_remote_code
+            opts.model,
+            revision=opts.revision,
+            trust_remote_code=opts.trust_remote_code,
+            light=self.arrays == "numpy",
         )
         self.tokenizer.padding_side = self.padding_side
-        self.model = runtime.load_for_inference(spec, opts, auto_class=self.auto_class, **model_kwargs)
+        self.model = runtime.load_for_inference(
+            spec, opts, auto_class=self.auto_class, arrays=self.arrays, **model_kwargs
+        )
         self.device = self.model.device
         self.specialise(self.model)
         self.applied = accel.apply_for_inference(self.model, compile=opts.compile)  # logged at debug level
@@ -100,14 +108,15 @@ class TextPredictor(Predictor):
     def collate(self, batch: list[dict], keys=("input_ids", "attention_mask", "token_type_ids")):
         """Pad a batch to its longest item, straight into int64 arrays (tokenizer.pad is slow on lists)."""
         import numpy as np
-        import torch
 
         tok = self.tokenizer
+        numpy = getattr(self.model, "arrays", "torch") == "numpy"  # ONNX Runtime takes the arrays as they are
         present = [k for k in keys if k in batch[0]]
         if tok.pad_token_id is None or any(k not in f for f in batch for k in present):
             features = [{k: f[k] for k in keys if k in f} for f in batch]
-            padded = tok.pad(features, return_tensors="pt")  # raises its own clear error without a pad token
-            return {k: v.to(self.device) for k, v in padded.items()}
+            # raises its own clear error without a pad token
+            padded = tok.pad(features, return_tensors="np" if numpy else "pt")
+            return dict(padded) if numpy else {k: v.to(self.device) for k, v in padded.items()}
         fill = {
             "input_ids": tok.pad_token_id,
             "attention_mask": 0,
@@ -124,9 +133,15 @@ class TextPredictor(Predictor):
                     arr[row, longest - n :] = f[key]
                 else:
                     arr[row, :n] = f[key]
-            tensor = torch.from_numpy(arr)
-            out[key] = tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=True)
+            out[key] = arr if numpy else _to_device(arr, self.device)
         return out
+
+
+def _to_device(array, device):
+    import torch
+
+    tensor = torch.from_numpy(array)
+    return tensor if device.type == "cpu" else tensor.to(device, non_blocking=True)
 
 
 def model_max_length(tokenizer, config, fallback: int = 512) -> int:

@@ -8,6 +8,7 @@ from tasktool.tasks.text import TextPredictor
 
 class TextClassification(TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+    arrays = "numpy"  # an exported model runs without torch
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
 
     def prepare(self, payload):
@@ -22,14 +23,14 @@ class TextClassification(TextPredictor):
         return self.tokenize(payload)
 
     def predict(self, batch):
-        import torch
+        from tasktool.tasks.arrays import sigmoid, softmax, to_numpy, top_k
 
-        logits = self.model(**self.collate(batch)).logits.float()
+        logits = to_numpy(self.model(**self.collate(batch)).logits)
         config = self.model.config
         multi = getattr(config, "problem_type", None) == "multi_label_classification"
-        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        probs = sigmoid(logits) if multi else softmax(logits)
         k = min(self.opts.top_k or 1, probs.shape[-1])
-        scores, ids = probs.topk(k, dim=-1)
+        scores, ids = top_k(probs, k)
         id2label = config.id2label or {}
         out = []
         for row_scores, row_ids in zip(scores.tolist(), ids.tolist(), strict=True):

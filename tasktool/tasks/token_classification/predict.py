@@ -193,6 +193,7 @@ class TokenClassification(TextPredictor):
 
     batch_tokenize = True
     tokenize_kwargs = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
+    arrays = "numpy"  # an exported model runs without torch
 
     def prepare(self, payload):
         if isinstance(payload, (list, tuple)):
@@ -228,10 +229,9 @@ class TokenClassification(TextPredictor):
         }
 
     def predict(self, batch):
-        import torch
+        from tasktool.tasks.arrays import softmax, to_numpy
 
-        logits = self.model(**self.collate(batch)).logits.float()
-        probs = torch.softmax(logits, dim=-1).cpu().numpy()
+        probs = softmax(to_numpy(self.model(**self.collate(batch)).logits))
         bests, tops = probs.argmax(-1).tolist(), probs.max(-1).tolist()
         id2label = self.id2label or {i: f"LABEL_{i}" for i in range(probs.shape[-1])}
         if any("words" in item for item in batch):
