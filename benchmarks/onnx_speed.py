@@ -106,6 +106,7 @@ def trained_models(out: Path, base: str, tasks: list[str]) -> tuple[dict[str, Pa
                 task, data=str(data), model=base, output_dir=str(path), quiet=True, **HEAD_RECIPES[task]
             )
             (path / "finetune_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+            read_whole(path, base)
         summary = json.loads((path / "metrics.json").read_text())
         seconds = path / "finetune_seconds.txt"
         meta[task] = {
@@ -122,6 +123,21 @@ def trained_models(out: Path, base: str, tasks: list[str]) -> tuple[dict[str, Pa
         }
         paths[task] = path
     return paths, meta
+
+
+def read_whole(model: Path, base: str) -> None:
+    """Give the fine-tuned tokenizer the base model's length limit back (512), as the pipeline reads every
+    sentence whole (it does not truncate): tasktool would otherwise cut the few sentences longer than the
+    fine-tuning's max_length, and do less work than the pipeline on them."""
+    limit = json.loads((Path(base) / "tokenizer_config.json").read_text()).get("model_max_length", 512)
+    config_path = model / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["model_max_length"] = limit
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    tokenizer_path = model / "tokenizer.json"
+    tokenizer = json.loads(tokenizer_path.read_text())
+    tokenizer["truncation"] = None
+    tokenizer_path.write_text(json.dumps(tokenizer, ensure_ascii=False) + "\n")
 
 
 def real_sentences(n: int) -> list[str]:

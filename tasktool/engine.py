@@ -68,20 +68,30 @@ class Predictor:
         return {k: short(v) for k, v in record.items() if k not in ("id", "input")}
 
 
+# A batch stops growing before padding would be more than this share of its tokens: sorted inputs
+# of real text have a long tail (a few sentences 10x the median), and one of them padding a full
+# batch costs more than the rest of the run's padding together (benchmarks/onnx_speed.py).
+MAX_PADDING = 0.5
+
+
 def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens: int | None):
-    """Cut length-sorted items into batches by count, or by padded-token budget."""
+    """Cut length-sorted items into batches by count, or by padded-token budget, never more than
+    MAX_PADDING padding."""
     batch: list = []
-    longest = 0
+    longest = real = 0
     for entry in order:
         longest_if = max(longest, entry[2])
+        padded_if = longest_if * (len(batch) + 1)
         if batch and (
             len(batch) >= batch_size
-            or (max_batch_tokens and longest_if * (len(batch) + 1) > max_batch_tokens)
+            or (max_batch_tokens and padded_if > max_batch_tokens)
+            or real + entry[2] < (1 - MAX_PADDING) * padded_if
         ):
             yield batch
-            batch, longest_if = [], entry[2]
+            batch, longest_if, real = [], entry[2], 0
         batch.append(entry)
         longest = longest_if
+        real += entry[2]
     if batch:
         yield batch
 

@@ -125,6 +125,23 @@ def test_token_budget_batches_give_the_same_records_as_fixed_batches(model):
     assert len(seen) > 1 and all(tokens <= 40 for tokens in seen)
 
 
+def test_a_long_input_does_not_pad_a_full_batch_and_batches_stay_full_otherwise():
+    """Real text has a long tail: one 385-token sentence must not pad 31 sentences of 120 tokens."""
+    from tasktool.engine import MAX_PADDING, batches
+
+    lengths = [385, 300, 200, 150, 130] + [121 - i // 8 for i in range(96)]
+    order = sorted(((i, None, n) for i, n in enumerate(lengths)), key=lambda e: -e[2])
+    cut = list(batches(order, 32, None))
+    assert sorted(e[0] for b in cut for e in b) == list(range(len(lengths)))  # every input, once
+    for batch in cut:
+        padded = max(e[2] for e in batch) * len(batch)
+        assert sum(e[2] for e in batch) >= (1 - MAX_PADDING) * padded
+    assert len(cut[0]) < 32 and all(len(b) == 32 for b in cut[1:-1])
+    # equal lengths (images, fixed-size inputs) still fill every batch
+    same = [(i, None, 10) for i in range(70)]
+    assert [len(b) for b in batches(same, 32, None)] == [32, 32, 6]
+
+
 def test_benchmark_plain_loop_and_engine_give_identical_labels(model):
     """The benchmark's 'identical labels' column compares like with like."""
     import loops
