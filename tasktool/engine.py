@@ -17,6 +17,12 @@ from tasktool.io.records import Item, short
 __all__ = ["Engine", "Item", "Predictor", "batches", "batch_workers"]
 
 
+# A batch stops growing before padding would be more than this share of its tokens: sorted inputs
+# of real text have a long tail (a few sentences 10x the median), and one of them padding a full
+# batch costs more than the rest of the run's padding together (benchmarks/onnx_speed.py).
+MAX_PADDING = 0.5
+
+
 class Predictor:
     """Task-specific inference. The engine calls prepare per item, then predict per batch."""
 
@@ -24,6 +30,9 @@ class Predictor:
     # --batch-size when none is given; generators take more (a decode step's cost is mostly reading the
     # weights, whatever the rows: benchmarks/generation.py)
     default_batch_size: int = 8
+    # the most padding a batch may hold (a share of its tokens); generators set None: their cost is
+    # the decode steps, whatever the prompts' padding, and a smaller batch only adds steps
+    max_padding: float | None = MAX_PADDING
 
     def prepare(self, payload: Any) -> Any:
         """Decode/tokenize one input. Raise ItemError for a bad item."""
@@ -68,15 +77,15 @@ class Predictor:
         return {k: short(v) for k, v in record.items() if k not in ("id", "input")}
 
 
-# A batch stops growing before padding would be more than this share of its tokens: sorted inputs
-# of real text have a long tail (a few sentences 10x the median), and one of them padding a full
-# batch costs more than the rest of the run's padding together (benchmarks/onnx_speed.py).
-MAX_PADDING = 0.5
-
-
-def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens: int | None):
-    """Cut length-sorted items into batches by count, or by padded-token budget, never more than
-    MAX_PADDING padding."""
+def batches(
+    order: list[tuple[int, Any, int]],
+    batch_size: int,
+    max_batch_tokens: int | None,
+    max_padding: float | None = MAX_PADDING,
+):
+    """Cut length-sorted items into batches by count, or by padded-token budget, with at most
+    `max_padding` of a batch's tokens padding (None: no limit)."""
+    limit = 1.0 if max_padding is None else max_padding
     batch: list = []
     longest = real = 0
     for entry in order:
@@ -85,7 +94,7 @@ def batches(order: list[tuple[int, Any, int]], batch_size: int, max_batch_tokens
         if batch and (
             len(batch) >= batch_size
             or (max_batch_tokens and padded_if > max_batch_tokens)
-            or real + entry[2] < (1 - MAX_PADDING) * padded_if
+            or real + entry[2] < (1 - limit) * padded_if
         ):
             yield batch
             batch, longest_if, real = [], entry[2], 0
@@ -220,7 +229,7 @@ class Engine:
                 order.append((idx, prepared, int(length(prepared))))
         order.sort(key=lambda e: e[2], reverse=True)  # longest first: the worst batch fails early
         results: dict[int, dict] = {}
-        cut = batches(order, self.batch_size, self.max_batch_tokens)
+        cut = batches(order, self.batch_size, self.max_batch_tokens, self.predictor.max_padding)
         if self.workers > 1:
             self._predict_concurrently(cut, results, errors, chunk)
         else:

@@ -140,6 +140,12 @@ def test_a_long_input_does_not_pad_a_full_batch_and_batches_stay_full_otherwise(
     # equal lengths (images, fixed-size inputs) still fill every batch
     same = [(i, None, 10) for i in range(70)]
     assert [len(b) for b in batches(same, 32, None)] == [32, 32, 6]
+    # generators take no limit (their cost is the decode steps a split would add): full batches
+    from tasktool.tasks.seq2seq.predict import Seq2SeqPredictor
+    from tasktool.tasks.text_generation.predict import TextGeneration
+
+    assert TextGeneration.max_padding is None and Seq2SeqPredictor.max_padding is None
+    assert [len(b) for b in batches(order, 32, None, None)] == [32, 32, 32, 5]
 
 
 def test_benchmark_plain_loop_and_engine_give_identical_labels(model):

@@ -218,6 +218,7 @@ class Seq2SeqPredictor(TextPredictor):
 
     auto_class = "AutoModelForSeq2SeqLM"
     default_batch_size = 32  # as for text generation: decode steps cost about the same for 8 rows or 32
+    max_padding = None  # a shorter prompt's padding costs little beside the decode steps a split would add
     output_field = "generated_text"
     fallback_new_tokens = 64
 

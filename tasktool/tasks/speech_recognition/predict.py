@@ -51,6 +51,7 @@ def speech_kind(config) -> str:
 
 class SpeechRecognition(Predictor):
     window = 32  # decoded short clips are held until their batch runs
+    max_padding = None  # Whisper pads every clip to 30 s anyway; decode steps are the cost
 
     def __init__(self, spec, opts):
         from tasktool import runtime

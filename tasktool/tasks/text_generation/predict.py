@@ -23,6 +23,7 @@ DEFAULT_MAX_NEW_TOKENS = 50
 class TextGeneration(TextPredictor):
     padding_side = "left"
     default_batch_size = 32
+    max_padding = None  # a shorter prompt's padding costs little beside the decode steps a split would add
 
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
