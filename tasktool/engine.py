@@ -229,7 +229,8 @@ class Engine:
                 order.append((idx, prepared, int(length(prepared))))
         order.sort(key=lambda e: e[2], reverse=True)  # longest first: the worst batch fails early
         results: dict[int, dict] = {}
-        cut = batches(order, self.batch_size, self.max_batch_tokens, self.predictor.max_padding)
+        padding = getattr(self.predictor, "max_padding", MAX_PADDING)  # duck-typed predictors: the default
+        cut = batches(order, self.batch_size, self.max_batch_tokens, padding)
         if self.workers > 1:
             self._predict_concurrently(cut, results, errors, chunk)
         else:
