@@ -2,7 +2,8 @@
 
 The same GPT-2 small (random weights, generation.py's model and prompts: 48 prompts of 4-40 words, 32
 new tokens, greedy, one batch of 48 as the pipeline's best), `model.generate` with the default dynamic
-cache against `cache_implementation="static"`, alternated, and a torch profile of one dynamic run
+cache against `cache_implementation="static"`, with and without transformers' torch.compile of the decode
+step (`compile_config`), alternated, and a torch profile of one dynamic run
 grouped by operator. The achieved GFLOP/s of the linear layers (prefill over the padded batch plus
 every decode step) against this CPU's best float32 matmul rate says how much a faster engine could win.
 Writes benchmarks/results.json under "generation_cache".
@@ -40,15 +41,30 @@ def main() -> int:
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     batch = tok(generation.prompts(PROMPTS, 4, 40), return_tensors="pt", padding=True)
 
+    from transformers import CompileConfig
+
+    compiled = CompileConfig(fullgraph=False, dynamic=False)
+    # transformers compiles the decode step on GPUs only; this (private) switch asks it on the CPU too
+    compiled._compile_all_devices = True
+
     def run(cache: str | None):
         extra = {"cache_implementation": cache} if cache else {}
+        if cache == "static+compile":
+            extra = {"cache_implementation": "static", "compile_config": compiled}
         with torch.inference_mode():
             ids = model.generate(**batch, max_new_tokens=NEW_TOKENS, do_sample=False, **extra)
         return ids[:, batch["input_ids"].shape[1] :].tolist()
 
-    modes = {"dynamic cache": None, "static cache": "static"}
-    for cache in modes.values():
-        run(cache)  # warm-up
+    modes = {
+        "dynamic cache": None,
+        "static cache": "static",
+        "static cache + torch.compile": "static+compile",
+    }
+    warm_up = {}
+    for name, cache in modes.items():
+        start = time.perf_counter()
+        run(cache)  # warm-up (and the compilation)
+        warm_up[name] = round(time.perf_counter() - start, 2)
     times: dict[str, list[float]] = {m: [] for m in modes}
     outputs = {}
     for _ in range(REPEATS):
@@ -74,7 +90,7 @@ def main() -> int:
     for _ in range(30):
         a @ b
     peak = 2 * 1024 * d * 4 * d / ((time.perf_counter() - start) / 30) / 1e9
-    dynamic, static = (statistics.median(times[m]) for m in modes)
+    dynamic, static, compiled_s = (statistics.median(times[m]) for m in modes)
     res = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "prompts": PROMPTS,
@@ -83,8 +99,13 @@ def main() -> int:
         "real_prompt_tokens": int(batch["attention_mask"].sum()),
         "seconds": {m: statistics.median(t) for m, t in times.items()},
         "times_s": times,
+        "first_call_s": warm_up,
         "static_x_dynamic": round(dynamic / static, 3),
-        "same_text": sum(x == y for x, y in zip(*outputs.values(), strict=True)) / PROMPTS,
+        "static_compile_x_dynamic": round(dynamic / compiled_s, 3),
+        "same_text": {
+            name: sum(x == y for x, y in zip(out, outputs["dynamic cache"], strict=True)) / PROMPTS
+            for name, out in outputs.items()
+        },
         "profile_share_dynamic": top,
         "linear_gflops": round(flops / addmm / 1e9, 1),
         "matmul_peak_gflops": round(peak, 1),
