@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import generation  # noqa: E402
+from fp32_floor import matmul_rate  # noqa: E402
 
 PROMPTS, NEW_TOKENS, REPEATS = 48, 32, 3
 
@@ -83,13 +84,7 @@ def main() -> int:
     linear = layers * (4 * d * d + 8 * d * d)  # attention in/out, MLP in/out (GPT-2: 4x wide)
     prompt_tokens = batch["input_ids"].numel()
     flops = 2 * linear * (prompt_tokens + PROMPTS * (NEW_TOKENS - 1))
-    a, b = torch.randn(1024, d), torch.randn(d, 4 * d)
-    for _ in range(5):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(30):
-        a @ b
-    peak = 2 * 1024 * d * 4 * d / ((time.perf_counter() - start) / 30) / 1e9
+    peak = matmul_rate({"hidden_size": d, "intermediate_size": 4 * d})
     dynamic, static, compiled_s = (statistics.median(times[m]) for m in modes)
     res = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -106,9 +106,8 @@ class LightConfig:
 
     def __init__(self, data: dict):
         self.__dict__.update(data)
-        for key in ("id2label",):
-            if isinstance(data.get(key), dict):
-                setattr(self, key, {int(k): v for k, v in data[key].items()})
+        if isinstance(data.get("id2label"), dict):
+            self.id2label = {int(k): v for k, v in data["id2label"].items()}
 
     def __getattr__(self, name: str):  # a key config.json left out: what transformers would not set
         if name.startswith("__"):

@@ -485,7 +485,9 @@ def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, light: b
     adapter = adapter_config(ref)
     if adapter is not None and not any((Path(ref).expanduser() / n).exists() for n in TOKENIZER_FILES):
         ref, revision = adapter_base(ref, adapter), adapter.get("revision")  # an adapter saved without one
-    exported = _is_export(ref) and not trust_remote_code and not kwargs
+    from tasktool import backends
+
+    exported = backends.is_exported(ref) and not trust_remote_code and not kwargs
     if light and exported:
         from tasktool.io.tokenizer_file import TokenizerFile, plain_tokenizer_config
 
@@ -501,12 +503,6 @@ def load_tokenizer(ref: str, *, revision=None, trust_remote_code=False, light: b
         tokenizer = cls.from_pretrained(ref, revision=revision, trust_remote_code=trust_remote_code, **kwargs)
     check_tokenizer(tokenizer, ref)
     return tokenizer
-
-
-def _is_export(ref: str) -> bool:
-    from tasktool import backends
-
-    return backends.is_exported(ref)
 
 
 def _saved_fast_class(ref: str):

@@ -60,14 +60,9 @@ class Encodings(dict):
     """The columns of a tokenizer call (lists per text, or one flat list for a single text), with
     `.encodings` and `.word_ids()` as transformers' BatchEncoding has them."""
 
-    def __init__(self, columns: dict, encodings: list, single: bool):
+    def __init__(self, columns: dict, encodings: list):
         super().__init__(columns)
         self.encodings = encodings
-        self._single = single
-
-    @property
-    def data(self) -> dict:
-        return dict(self)
 
     def word_ids(self, index: int = 0) -> list:
         return self.encodings[index].word_ids
@@ -138,4 +133,4 @@ class TokenizerFile:
             columns["special_tokens_mask"] = [e.special_tokens_mask for e in encodings]
         if single:
             columns = {k: v[0] for k, v in columns.items()}
-        return Encodings(columns, encodings, single)
+        return Encodings(columns, encodings)
