@@ -296,12 +296,15 @@ def text_generation(work: Path, args) -> dict:
     }
 
 
-def whole_process(model: Path, texts: list[str], best: int, work: Path) -> dict:
+def whole_process(
+    model: Path, texts: list[str], best: int, work: Path, tasktool_model: Path | None = None
+) -> dict:
+    """`tasktool infer` (on `tasktool_model`, default the same model) against the pipeline script."""
     source = work / "prompts.txt"
     source.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     commands = {
-        "tasktool": [sys.executable, "-m", "tasktool", "infer", "text-generation", "--model", str(model),
+        "tasktool": [sys.executable, "-m", "tasktool", "infer", "text-generation", "--model", str(tasktool_model or model),
                      "--file", str(source), "-o", str(work / "tt.jsonl"), "--quiet", "--overwrite"],
         f"pipeline script b{best}": [sys.executable, str(ROOT / "benchmarks" / "pipeline_infer.py"),
                                      "text-generation", str(model), str(source), str(work / "pipe.jsonl"),

@@ -57,7 +57,8 @@ def variants(source: Path) -> dict[str, dict]:
         return [name for name, op in nodes if f"/layer.{i}/" in name or name == f"Attention_{i}"]
 
     ffn_out = [name for name in dense if name.endswith("/output/dense/MatMul") and "/attention/" not in name]
-    return {
+    ffn_in = [name for name in dense if name.endswith("/intermediate/dense/MatMul")]
+    found = {
         "tasktool": {},
         "no head": {"nodes_to_exclude": head},
         "MatMul only": {"op_types_to_quantize": ["MatMul"]},
@@ -71,7 +72,37 @@ def variants(source: Path) -> dict[str, dict]:
         "no layer 0": {"nodes_to_exclude": layer(0)},
         "no layer 5": {"nodes_to_exclude": layer(5)},
         "no FFN output": {"nodes_to_exclude": ffn_out},
+        **{
+            f"no FFN output {i}": {"nodes_to_exclude": [n for n in ffn_out if f"/layer.{i}/" in n]}
+            for i in range(6)
+        },
+        **{
+            f"nbits8 b{block}": {
+                "matmul_nbits": {"bits": 8, "block_size": block, "is_symmetric": True, "accuracy_level": 4},
+                "op_types_to_quantize": ["Attention"],
+            }
+            for block in (32, 128)
+        },
+        **{
+            f"nbits8 b128 {what}": {
+                "matmul_nbits": {
+                    "bits": 8,
+                    "block_size": 128,
+                    "is_symmetric": True,
+                    "accuracy_level": 4,
+                    "nodes_to_exclude": [d for d in dense if d not in names],
+                },
+                "op_types_to_quantize": ["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
+            }
+            for what, names in (("FFN output", ffn_out), ("FFN", ffn_in + ffn_out))
+        },
     }
+    import importlib.util
+
+    if importlib.util.find_spec("onnx_ir") is None:  # MatMulNBitsQuantizer needs it (pip install onnx-ir)
+        log("  onnx_ir is not installed: the MatMulNBits (nbits8) variants are left out")
+        found = {k: v for k, v in found.items() if "matmul_nbits" not in v}
+    return found
 
 
 def quantize(source: Path, target: Path, options: dict) -> None:
@@ -81,6 +112,15 @@ def quantize(source: Path, target: Path, options: dict) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's "consider pre-processing" advice
+    options = dict(options)
+    nbits = options.pop("matmul_nbits", None)
+    if nbits is not None:  # weight-only blocks first: MatMul -> MatMulNBits, then the rest dynamic
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        quantizer = MatMulNBitsQuantizer(str(source), **nbits)
+        quantizer.process()
+        source = target.with_suffix(".nbits.onnx")
+        quantizer.model.save_model_to_file(str(source), use_external_data_format=False)
     quantize_dynamic(
         str(source),
         str(target),
@@ -128,7 +168,7 @@ def run_task(task: str, heads: Path, texts: list[str], args) -> dict:
         keys = [key(r) for r in outputs[name]]
         rows[name] = {
             "options": settings.get(name, {}),
-            "agreement_vs_torch_fp32": agreements(task, keys, reference),
+            "agreement_vs_torch_fp32": agreements(task, keys, reference, texts),
             "median_s": statistics.median(times[name]),
             "times_s": times[name],
             "speed_x_fp32": fp32 / statistics.median(times[name]),
@@ -184,7 +224,7 @@ def main(argv=None) -> int:
             agree = row["agreement_vs_torch_fp32"]
             text = f"{100 * agree['same']:.2f}%"
             if "entities" in agree:
-                text += f" (entities {100 * agree['entities']:.2f}%)"
+                text += f" (entities {100 * agree['entities']:.2f}%, words {100 * agree['words']:.2f}%)"
             print(f"   {name:<28} same as torch fp32 {text:<28} speed x{row['speed_x_fp32']:.2f} of fp32 O2")
     path = Path(args.output)
     results = json.loads(path.read_text()) if path.exists() else {}

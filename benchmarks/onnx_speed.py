@@ -165,7 +165,7 @@ def pipe_keyfn(task: str):
     return lambda r: tuple((e["entity_group"], int(e["start"]), int(e["end"])) for e in r)
 
 
-def agreements(task: str, keys: list, reference: list) -> dict:
+def agreements(task: str, keys: list, reference: list, texts: list[str] | None = None) -> dict:
     out = {"same": common.agreement(keys, reference)}
     if task == "token-classification":  # entities found identically, over all sentences (Jaccard)
         same = total = 0
@@ -173,7 +173,28 @@ def agreements(task: str, keys: list, reference: list) -> dict:
             same += len(set(a) & set(b))
             total += len(set(a) | set(b))
         out["entities"] = same / total if total else 1.0
+        if texts is not None:
+            out["words"] = word_label_agreement(keys, reference, texts)
     return out
+
+
+def word_labels(entities, text: str) -> list[str]:
+    """Each whitespace word's label: the group of the entity that overlaps it, "O" outside entities."""
+    labels = []
+    for word in re.finditer(r"\S+", text):
+        hit = [g for g, start, end in entities if start < word.end() and end > word.start()]
+        labels.append(hit[0] if hit else "O")
+    return labels
+
+
+def word_label_agreement(keys: list, reference: list, texts: list[str]) -> float:
+    """Share of words labelled the same: NER's label agreement (a sentence has many labels)."""
+    same = total = 0
+    for a, b, text in zip(keys, reference, texts, strict=True):
+        la, lb = word_labels(a, text), word_labels(b, text)
+        same += sum(x == y for x, y in zip(la, lb, strict=True))
+        total += len(lb)
+    return same / total if total else 1.0
 
 
 def graph_folder(exported: Path, file: str, out: Path) -> Path:
@@ -272,7 +293,7 @@ def in_process(task: str, models: dict, texts: list[str], pipe_bs: int, args) ->
             "median_s": statistics.median(ts),
             "times_s": ts,
             "x_pipeline": rate / pipe_rate,
-            "agreement_vs_torch_fp32": agreements(task, keys[name], reference),
+            "agreement_vs_torch_fp32": agreements(task, keys[name], reference, texts),
         }
     return runs
 
@@ -373,7 +394,7 @@ def whole_process(task: str, models: dict, texts: list[str], pipe_bs: int, args,
             "cpu_s": cpus[name],
             "x_pipeline": statistics.median(walls[pipe_name]) / wall,
             "x_pipeline_cpu_time": statistics.median(cpus[pipe_name]) / cpu,
-            "agreement_vs_torch_fp32": agreements(task, keys[name], reference),
+            "agreement_vs_torch_fp32": agreements(task, keys[name], reference, texts),
         }
     return runs
 

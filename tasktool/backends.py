@@ -267,8 +267,30 @@ def load(ref: str, config, device: str = "auto", dtype: str = "auto", arrays: st
             "leave --dtype at auto, or export with --quantize int8 for a smaller, faster model",
         )
     manifest = read_manifest(ref)
+    if manifest.get("graphs") in ("encoder-decoder", "decoder-only"):  # under transformers' generate
+        return _generator(ref, config, device, manifest)
     return OnnxModel(model_file(ref, manifest), config, pick_device(device), manifest, arrays)
 
 
+def _generator(ref: str, config, device: str, manifest: dict):
+    from tasktool import onnx_generation
+
+    if pick_device(device) == "cuda":
+        raise TaskToolError(
+            "an exported generator runs on the CPU with tasktool", "use --device cpu, or the torch model"
+        )
+    folder = Path(ref).expanduser()
+    encoder = None
+    if manifest["graphs"] == "encoder-decoder":
+        if not manifest.get("encoder") or not (folder / manifest["encoder"]).is_file():
+            raise TaskToolError(
+                f"the exported encoder graph is missing from '{folder}'",
+                "export the model again with `tasktool export`",
+            )
+        encoder = OnnxModel(folder / manifest["encoder"], config, "cpu", manifest)
+    decoder = OnnxModel(model_file(ref, manifest), config, "cpu", manifest)
+    return onnx_generation.build(folder, config, manifest, decoder, encoder)
+
+
 def is_onnx(model) -> bool:
-    return isinstance(model, OnnxModel)
+    return getattr(model, "backend", None) == "onnxruntime"

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tasktool"
 LAYERS = [
     ("errors", "console", "hub", "options", "metrics", "threads"),
     ("io",),
-    ("runtime", "backends", "distributed", "tiny"),
+    ("runtime", "backends", "onnx_generation", "distributed", "tiny"),
     ("accel",),
     ("engine",),
     ("evaluator", "training"),

@@ -18,6 +18,11 @@ Examples:
   tasktool export ner --model ner-model --optimize O2 --quantize int8 -o ner-int8
 
   tasktool infer ner --model ner-int8 --file news.txt
+
+  tasktool export summarize --model my-bart --quantize int8 -o bart-int8
+
+Generators (GPT-2/Llama-style decoders; BART, T5, Marian, Whisper) export as graphs with a
+key/value cache that transformers' generate drives; --optimize applies to the encoder tasks.
 """
 
 OutDirOpt = Annotated[

@@ -19,15 +19,14 @@ The folder is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 from tasktool.errors import TaskToolError
+from tasktool.export.graph_tools import quantize_file, quiet_export, run_graph
 
 OPSET = 17
 OPTIMIZE_LEVELS = ("O1", "O2", "O3")
@@ -42,7 +41,14 @@ HEADS = {
     "AutoModelForMaskedLM": ("text", ("logits",), True),
     "AutoModelForAudioClassification": ("audio", ("logits",), False),
     "AutoModelForImageClassification": ("image", ("logits",), False),
+    "AutoModelForSeq2SeqLM": ("text", ("logits",), True),
+    "AutoModelForSpeechSeq2Seq": ("audio", ("logits",), True),
+    "AutoModelForCausalLM": ("text", ("logits",), True),
 }
+# heads exported as an encoder graph and a decoder graph that generate drives (export/encoder_decoder.py)
+ENCODER_DECODER = {"AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq"}
+# heads exported as one decoder graph with a key/value cache that generate drives (export/decoder_only.py)
+DECODER_ONLY = {"AutoModelForCausalLM"}
 
 # encoders that take the padding mask as a 4D additive mask unchanged, and whose graph onnxruntime's
 # "bert" optimizer fuses (attention, embeddings, layer norms, GELU)
@@ -110,6 +116,11 @@ def export_onnx(
         )
     _check_installed()
     kind, outputs, per_token = HEADS[spec.model_class]
+    encoder_decoder = spec.model_class in ENCODER_DECODER
+    generator = encoder_decoder or spec.model_class in DECODER_ONLY
+    if generator:  # before loading: a CTC speech model would not load as a sequence-to-sequence one
+        config = runtime.load_config(ref, revision, trust_remote_code)
+        optimize = _check_generator(config, optimize, strict, encoder_decoder)
     torch_model = runtime.load_model(
         spec,
         ref,
@@ -120,19 +131,29 @@ def export_onnx(
         allow_pickle=allow_pickle,
         attn_implementation="eager",  # the attention onnxruntime's fusions recognise
     )
-    preprocessor = _load_preprocessor(kind, ref, revision, trust_remote_code)
-    trace_inputs = _sample_inputs(kind, preprocessor, torch_model, rows=2)
-    check_inputs = _sample_inputs(kind, preprocessor, torch_model, rows=3)
+    preprocessor = _load_preprocessor(kind, ref, revision, trust_remote_code, encoder_decoder)
+    sample = _prompts if spec.model_class in DECODER_ONLY else _sample_inputs
+    trace_inputs = sample(kind, preprocessor, torch_model, rows=2)
+    check_inputs = sample(kind, preprocessor, torch_model, rows=3)
     names = list(trace_inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        manifest = _export(
-            spec, torch_model, kind, names, outputs, per_token, trace_inputs, check_inputs, work, opset
-        )
-        if optimize:
+        if encoder_decoder:
+            manifest = _export_encoder_decoder(
+                spec, torch_model, names, trace_inputs, check_inputs, work, opset, quantize
+            )
+        elif generator:
+            manifest = _export_decoder_only(
+                spec, torch_model, trace_inputs, check_inputs, work, opset, quantize
+            )
+        else:
+            manifest = _export(
+                spec, torch_model, kind, names, outputs, per_token, trace_inputs, check_inputs, work, opset
+            )
+        if optimize and not generator:
             try:
                 _optimize(work, torch_model, optimize, check_inputs, outputs)
                 manifest["files"]["optimized"] = FILES["optimized"]
@@ -141,13 +162,15 @@ def export_onnx(
             except TaskToolError:
                 if strict:
                     raise
-        if quantize:
+        if quantize and not generator:
             _quantize(work, manifest["default"], check_inputs, outputs)
             manifest["files"]["int8"] = FILES["int8"]
             manifest["default"] = FILES["int8"]
             manifest["quantize"] = quantize
         manifest["source_model"] = model
         torch_model.config.save_pretrained(work)
+        if generator:  # the generation settings generate reads (start token, lengths, languages)
+            torch_model.generation_config.save_pretrained(work)
         preprocessor.save_pretrained(work)
         for extra in ("recipe.yaml",):  # a tasktool-trained folder's settings (evaluate reads them)
             if (Path(ref) / extra).is_file():
@@ -173,12 +196,21 @@ def _check_installed() -> None:
         ) from exc
 
 
-def _load_preprocessor(kind: str, ref: str, revision, trust_remote_code: bool):
+def _load_preprocessor(kind: str, ref: str, revision, trust_remote_code: bool, generates: bool = False):
+    """The files inference needs beside the graph; a generating speech model also needs its tokenizer,
+    so it gets the whole processor (the feature extractor is the processor's)."""
     from tasktool import runtime
 
     if kind == "text":
         return runtime.load_tokenizer(ref, revision=revision, trust_remote_code=trust_remote_code)
-    from transformers import AutoFeatureExtractor, AutoImageProcessor
+    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoProcessor
+
+    if generates:
+        with runtime.hub_errors(ref, "processor"):
+            processor = AutoProcessor.from_pretrained(
+                ref, revision=revision, trust_remote_code=trust_remote_code
+            )
+        return _WithFeatures(processor)
 
     cls, what = (
         (AutoFeatureExtractor, "feature extractor")
@@ -258,12 +290,7 @@ def _additive_mask(mask):
 
 
 def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_inputs, work: Path, opset: int):
-    import onnx
-    import onnxruntime
     import torch
-    import transformers
-
-    from tasktool.backends import tasktool_version
 
     model_type = getattr(model.config, "model_type", "")
     additive_mask = kind == "text" and model_type in BERT_LIKE
@@ -275,7 +302,7 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
     for name in outputs:
         dynamic[name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
     path = work / FILES["fp32"]
-    with _quiet_export():
+    with quiet_export():
         try:
             torch.onnx.export(
                 graph,
@@ -297,16 +324,29 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
             ) from exc
     model.eval()  # the exporter restores the wrapper's train flag on every submodule
     _compare(path, model, check_inputs, outputs, TOLERANCE["fp32"], "the exported graph")
+    return _manifest(spec, model, names, list(outputs), {"fp32": FILES["fp32"]}, FILES["fp32"], opset)
+
+
+def _manifest(
+    spec, model, names: list[str], outputs: list[str], files: dict, default: str, opset: int
+) -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    from tasktool.backends import tasktool_version
+
     return {
         "format": "onnx",
         "task": spec.name,
         "architecture": type(model).__name__,
-        "model_type": model_type,
+        "model_type": getattr(model.config, "model_type", ""),
         "opset": opset,
         "inputs": names,
-        "outputs": list(outputs),
-        "files": {"fp32": FILES["fp32"]},
-        "default": FILES["fp32"],
+        "outputs": outputs,
+        "files": files,
+        "default": default,
         "optimize": None,
         "quantize": None,
         "tasktool_version": tasktool_version(),
@@ -319,19 +359,84 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
     }
 
 
-@contextlib.contextmanager
-def _quiet_export():
-    """The TorchScript exporter's deprecation and tracer warnings say nothing the user can act on."""
-    import logging
+class _WithFeatures:
+    """A processor whose call the export's sample inputs use as its feature extractor's, and whose files
+    are all saved (tokenizer included)."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        previous = logging.root.manager.disable
-        logging.disable(logging.WARNING)
-        try:
-            yield
-        finally:
-            logging.disable(previous)
+    def __init__(self, processor):
+        self.processor = processor
+        self.sampling_rate = processor.feature_extractor.sampling_rate
+        self.return_attention_mask = getattr(processor.feature_extractor, "return_attention_mask", False)
+
+    def __call__(self, *args, **kwargs):
+        kwargs.pop("padding", None)  # its own padding: Whisper's encoder takes 30 s windows only
+        return self.processor.feature_extractor(*args, **kwargs)
+
+    def save_pretrained(self, folder) -> None:
+        self.processor.save_pretrained(folder)
+
+
+def _check_generator(config, optimize: str | None, strict: bool, encoder_decoder: bool) -> str | None:
+    """A generator exports without --optimize (ONNX Runtime optimizes its graphs when it loads them; the
+    transformer fusions are for encoder graphs); a CTC speech model is not exported yet."""
+    if encoder_decoder and not getattr(config, "is_encoder_decoder", False):
+        raise TaskToolError(
+            f"export of a {config.model_type} model (not an encoder-decoder) for this task is not supported yet",
+            "export a Whisper-style encoder-decoder speech model, or run this one with torch",
+        )
+    if optimize and strict:
+        raise TaskToolError(
+            "--optimize applies to encoder models; a generator's graphs are optimized by ONNX "
+            "Runtime when they load",
+            "drop --optimize (--quantize int8 applies)",
+        )
+    return None
+
+
+def _prompts(kind: str, tokenizer, model, rows: int) -> dict:
+    """Prompts of different lengths, LEFT-padded as generate takes a batch (pad id 0, masked)."""
+    import torch
+
+    texts = ["tasktool export", "a longer prompt, to trace the graph with some padding", "one"][:rows]
+    ids = [tokenizer(t)["input_ids"] or [0] for t in texts]
+    width = max(len(row) for row in ids)
+    return {
+        "input_ids": torch.tensor([[0] * (width - len(row)) + row for row in ids]),
+        "attention_mask": torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids]),
+    }
+
+
+def _export_decoder_only(spec, model, trace_inputs, check_inputs, work: Path, opset, quantize) -> dict:
+    from tasktool.export import decoder_only as graph
+
+    graph.export_graph(model, trace_inputs, check_inputs, work, opset)
+    files = {"fp32": graph.FILES["fp32"]}
+    manifest = _manifest(spec, model, graph.INPUTS, ["logits"], files, graph.FILES["fp32"], opset)
+    manifest["graphs"] = "decoder-only"
+    if quantize:
+        graph.quantize_graph(model, check_inputs, work)
+        files["int8"] = graph.FILES["int8"]
+        manifest.update(default=graph.FILES["int8"], quantize=quantize)
+    return manifest
+
+
+def _export_encoder_decoder(
+    spec, model, names, trace_inputs, check_inputs, work: Path, opset, quantize
+) -> dict:
+    from tasktool.export import encoder_decoder as graphs
+
+    graphs.export_graphs(model, names, trace_inputs, check_inputs, work, opset)
+    fp32_encoder, fp32_decoder = graphs.FILES["fp32"]
+    files = {"fp32 encoder": fp32_encoder, "fp32": fp32_decoder}
+    manifest = _manifest(spec, model, names, ["logits"], files, fp32_decoder, opset)
+    manifest["graphs"] = "encoder-decoder"
+    manifest["encoder"] = fp32_encoder
+    if quantize:
+        graphs.quantize_graphs(model, names, check_inputs, work)
+        int8_encoder, int8_decoder = graphs.FILES["int8"]
+        files.update({"int8 encoder": int8_encoder, "int8": int8_decoder})
+        manifest.update(encoder=int8_encoder, default=int8_decoder, quantize=quantize)
+    return manifest
 
 
 def _heads_and_size(config) -> tuple[int, int]:
@@ -347,7 +452,7 @@ def _optimize(work: Path, model, level: str, check_inputs, outputs) -> None:
     model_type = getattr(model.config, "model_type", "")
     ort_type = "bert" if model_type in BERT_LIKE else OPTIMIZER_TYPES.get(model_type)
     source, target = str(work / FILES["fp32"]), work / FILES["optimized"]
-    with _quiet_export():
+    with quiet_export():
         try:
             if level == "O1" or ort_type is None:  # no transformer fusions for this architecture
                 optimized = optimize_model(source, opt_level=1 if level == "O1" else 2, only_onnxruntime=True)
@@ -375,41 +480,13 @@ def _optimize(work: Path, model, level: str, check_inputs, outputs) -> None:
 
 
 def _quantize(work: Path, source: str, check_inputs, outputs) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     target = work / FILES["int8"]
-    with _quiet_export():
-        try:
-            quantize_dynamic(
-                str(work / source),
-                str(target),
-                weight_type=QuantType.QInt8,
-                # a scale per output channel: on MiniLM with seeded heads, labels agreed with float32 on
-                # 95.6% (classification) and 87.6% of tokens (NER) against 92.5% and 75.1% per tensor,
-                # at the same speed (benchmarks/onnx_speed.py)
-                per_channel=True,
-                # fused ops (Attention, SkipLayerNormalization) are onnxruntime's own: shape inference
-                # gives their outputs no type, and they are float32
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TaskToolError(
-                f"ONNX Runtime's quantizer failed on this model: {first}",
-                "export without --quantize",
-                exit_code=1,
-            ) from exc
+    quantize_file(work / source, target)
     _compare(target, None, check_inputs, outputs, None, "the int8 graph")
 
 
 def _run(path: Path, inputs: dict) -> list:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {k: v.numpy() for k, v in inputs.items()})
+    return run_graph(path, {k: v.numpy() for k, v in inputs.items()})
 
 
 def _compare(path: Path, model, inputs: dict, outputs, tolerance: float | None, what: str) -> None:
