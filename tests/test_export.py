@@ -312,7 +312,9 @@ def test_content_hash_changes_with_any_file_and_ignores_hidden_folders(tmp_path)
 
 def test_export_of_an_unsupported_task_names_the_supported_ones(cli, tmp_path):
     result = cli("export", "object-detection", "-o", tmp_path / "out")
-    assert_user_error(result, "export of object-detection is not supported yet", "text-classification", code=2)
+    assert_user_error(
+        result, "export of object-detection is not supported yet", "text-classification", code=2
+    )
     assert not (tmp_path / "out").exists()
 
 
