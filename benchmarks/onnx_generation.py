@@ -111,7 +111,13 @@ def text_generation(work: Path, items: int, new_tokens: int, repeats: int) -> di
         "prompts": len(texts),
         "in_process": rows,
         "pipeline_best_batch": best,
-        "whole_process": generation.whole_process(model, texts, best, work, tasktool_model=exports["fp32"]),
+        "whole_process": generation.whole_process(
+            model,
+            texts,
+            best,
+            work,
+            {"tasktool torch fp32": model, "tasktool onnxruntime fp32": exports["fp32"]},
+        ),
     }
 
 
@@ -123,10 +129,11 @@ def report_text_generation(section: dict) -> None:
             f"  same {100 * row['same_text_as_pipeline']:.1f}%"
         )
     whole = section["whole_process"]
-    print(
-        f"   whole process: tasktool on the fp32 export x{whole['tasktool_vs_pipeline']:.2f} the pipeline "
-        f"script, same text {100 * whole['same_text']:.1f}%"
-    )
+    for name, ratio in whole["vs_pipeline"].items():
+        print(
+            f"   whole process: {name} x{ratio:.2f} the pipeline script, "
+            f"same text {100 * whole['same_text'][name]:.1f}%"
+        )
 
 
 def report(task: str, rows: dict) -> None:
