@@ -16,7 +16,7 @@ import json
 import threading
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, first_line
 
 MANIFEST = "export.json"
 FORMAT = "onnx"
@@ -198,7 +198,7 @@ class OnnxModel:
         try:
             return onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for a bad file
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise TaskToolError(
                 f"ONNX Runtime cannot load '{self.path}': {first}",
                 "export the model again with `tasktool export`",

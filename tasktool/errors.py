@@ -30,6 +30,12 @@ class ItemError(TaskToolError):
         super().__init__(message, hint, exit_code=FAILURE)
 
 
+def first_line(exc: BaseException) -> str:
+    """A library exception's first line (its message can run to pages), or its type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def nearest(word: str, choices, n: int = 1) -> list[str]:
     """Closest spellings, for 'did you mean' hints."""
     import difflib

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, first_line
 from tasktool.export.graph_tools import cache_holding, quantize_file, run_graph, run_with_cache, trace_to_onnx
 from tasktool.onnx_generation import flat, pairs, past_names, present_names
 from tasktool.onnx_generation import positions as position_ids
@@ -122,7 +122,7 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
         feed.update(zip(names, first[1:], strict=True))
         second = run_graph(path, feed)
     except Exception as exc:  # noqa: BLE001
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = first_line(exc)
         raise TaskToolError(
             f"{what} does not run in ONNX Runtime: {line}", "rerun with --debug", exit_code=1
         ) from exc

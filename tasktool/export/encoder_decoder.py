@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, first_line
 from tasktool.export.graph_tools import (
     cache_holding,
     quantize_file,
@@ -166,7 +166,7 @@ def check_graphs(model, encoder_inputs, inputs: dict, work: Path, files, toleran
             logits.append(out[0])
             past = out[1:]
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise TaskToolError(
             f"{what} do not run in ONNX Runtime: {first}", "rerun with --debug", exit_code=1
         ) from exc

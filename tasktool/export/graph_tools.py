@@ -7,7 +7,7 @@ import contextlib
 import warnings
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, first_line
 
 
 @contextlib.contextmanager
@@ -44,7 +44,7 @@ def quantize_file(source: Path, target: Path) -> None:
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise TaskToolError(
                 f"ONNX Runtime's quantizer failed on this model: {first}",
                 "export without --quantize",
@@ -106,9 +106,9 @@ def trace_to_onnx(module, args, path: Path, inputs, outputs, dynamic, opset) -> 
                 dynamo=False,
             )
         except Exception as exc:  # noqa: BLE001 - the exporter's errors are long and varied
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise TaskToolError(
-                f"torch.onnx.export failed for {type(module.model).__name__}'s {path.stem}: {first}",
+                f"torch.onnx.export failed for {type(module.model).__name__} ({path.name}): {first}",
                 "this architecture may not export yet; rerun with --debug for details",
                 exit_code=1,
             ) from exc

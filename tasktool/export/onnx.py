@@ -25,8 +25,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
-from tasktool.export.graph_tools import quantize_file, quiet_export, run_graph
+from tasktool.errors import TaskToolError, first_line
+from tasktool.export.graph_tools import quantize_file, quiet_export, run_graph, trace_to_onnx
 
 OPSET = 17
 OPTIMIZE_LEVELS = ("O1", "O2", "O3")
@@ -290,8 +290,6 @@ def _additive_mask(mask):
 
 
 def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_inputs, work: Path, opset: int):
-    import torch
-
     model_type = getattr(model.config, "model_type", "")
     additive_mask = kind == "text" and model_type in BERT_LIKE
     graph = _Graph.build(model, names, outputs, additive_mask)
@@ -302,26 +300,7 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
     for name in outputs:
         dynamic[name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
     path = work / FILES["fp32"]
-    with quiet_export():
-        try:
-            torch.onnx.export(
-                graph,
-                tuple(trace_inputs[n] for n in names),
-                str(path),
-                input_names=names,
-                output_names=list(outputs),
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - the exporter's errors are long and varied
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TaskToolError(
-                f"torch.onnx.export failed for {type(model).__name__}: {first}",
-                "this architecture may not export yet; rerun with --debug for details",
-                exit_code=1,
-            ) from exc
+    trace_to_onnx(graph, [trace_inputs[n] for n in names], path, names, list(outputs), dynamic, opset)
     model.eval()  # the exporter restores the wrapper's train flag on every submodule
     _compare(path, model, check_inputs, outputs, TOLERANCE["fp32"], "the exported graph")
     return _manifest(spec, model, names, list(outputs), {"fp32": FILES["fp32"]}, FILES["fp32"], opset)
@@ -470,7 +449,7 @@ def _optimize(work: Path, model, level: str, check_inputs, outputs) -> None:
                 )
             optimized.save_model_to_file(str(target))
         except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise TaskToolError(
                 f"ONNX Runtime's optimizer failed on this model: {first}",
                 "export without --optimize",
@@ -497,7 +476,7 @@ def _compare(path: Path, model, inputs: dict, outputs, tolerance: float | None, 
     try:
         got = _run(path, inputs)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise TaskToolError(
             f"{what} does not run in ONNX Runtime: {first}", "rerun with --debug", exit_code=1
         ) from exc

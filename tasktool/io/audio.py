@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasktool.errors import ItemError
+from tasktool.errors import ItemError, first_line
 
 
 def is_url(value: str) -> bool:
@@ -26,7 +26,7 @@ def _name(path) -> str:
 
 
 def _fail(path, exc: BaseException) -> ItemError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     return ItemError(
         f"cannot decode audio '{_name(path)}': {text}",
         "check the file is a complete wav/flac/ogg/mp3 recording",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasktool.errors import TaskToolError
+from tasktool.errors import TaskToolError, first_line
 
 # transformers Auto class of a task -> peft task type
 TASK_TYPES = {
@@ -146,7 +146,7 @@ def wrap(model, recipe: dict, model_class: str, base_ref: str | None = None):
             warnings.filterwarnings("ignore", category=FutureWarning)  # peft asks transformers' old names
             peft_model = get_peft_model(model, config)
     except (ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise TaskToolError(
             f"lora: cannot put adapters on {sorted(config.target_modules)}: {first}",
             "name the model's linear layers with lora_target_modules=NAME,NAME",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasktool.errors import ItemError, TaskToolError
+from tasktool.errors import ItemError, TaskToolError, first_line
 
 ROLES = ("system", "user", "assistant", "tool")
 CHAT_COLUMNS = ("messages", "conversations", "conversation")
@@ -91,7 +91,7 @@ def require_template(tokenizer, model_ref: str, fix: str = TEMPLATE_FIX) -> None
 
 
 def _template_error(exc: Exception, error=ItemError):
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     return error(f"the chat template refused the conversation: {first}", "check the roles and their order")
 
 
