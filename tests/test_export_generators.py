@@ -187,3 +187,27 @@ def test_perplexity_on_an_exported_text_generator_is_refused_in_one_line(cli, ex
     data.write_text("\n".join(TEXTS * 4) + "\n")
     result = cli("evaluate", "text-generation", "--model", fp32, "--data", data)
     assert_user_error(result, "last position's logits only", "torch model", code=2)
+
+
+@pytest.mark.slow
+def test_a_right_padded_prompt_batch_runs_as_one_group_and_gives_the_torch_tokens(exported, monkeypatch):
+    """Only a left-padded batch can drop leading columns per group; a right-padded one (what a script
+    with a default tokenizer gives generate) must get exactly what torch computes for it."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tasktool import onnx_generation, runtime
+    from tasktool.tasks.registry import resolve
+
+    monkeypatch.setattr(onnx_generation._OnnxCausalLM, "prompt_group", 1)  # groups would trim rows
+    source, fp32, _ = exported("text-generation", "gpt2")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer.padding_side = "right"
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    batch = tokenizer([*TEXTS, "one"], padding=True, return_tensors="pt")
+    options = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    spec = resolve("text-generation")
+    with torch.inference_mode():
+        want = runtime.load_model(spec, str(source), device="cpu").generate(**batch, **options)
+        got = runtime.load_model(spec, str(fp32), device="cpu").generate(**batch, **options)
+    assert got.tolist() == want.tolist()
