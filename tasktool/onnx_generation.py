@@ -115,8 +115,14 @@ class _OnnxCausalLM(_OnnxGenerator):
     prompt_group = 16  # rows per prompt-pass group (sorted by length)
 
     def attach(self, decoder) -> None:
+        """decoder: the tasktool.backends.OnnxModel session of the graph."""
         self._graph = decoder
-        self._past = [n for n in decoder.input_names if n.startswith("past.")]
+        # each cache input's (heads, head size), fixed in the graph's input shapes
+        self._past = {
+            i.name: (int(i.shape[1]), int(i.shape[3]))
+            for i in decoder.session().get_inputs()
+            if i.name.startswith("past.")
+        }
 
     def forward(
         self,
@@ -177,7 +183,7 @@ class _OnnxCausalLM(_OnnxGenerator):
                 input_ids=input_ids[rows, -keep:],
                 attention_mask=attention_mask[rows, -keep:],
                 position_ids=position_ids[rows, -keep:],
-                **{n: _empty(self._graph, n, len(rows)) for n in self._past},
+                **{n: torch.zeros((len(rows), heads, 0, size)) for n, (heads, size) in self._past.items()},
             )
             if logits is None:
                 logits = out["logits"].new_zeros((batch, *out["logits"].shape[1:]))
@@ -209,14 +215,6 @@ def positions(mask):
     """The position ids generate gives a left-padded batch: counted over real tokens (pads at 1)."""
     positions = mask.long().cumsum(-1) - 1
     return positions.masked_fill(mask == 0, 1)
-
-
-def _empty(graph, name: str, rows: int):
-    """A length-0 cache input: (rows, heads, 0, head size), the sizes read from the graph's input."""
-    import torch
-
-    heads, size = graph.past_sizes[name]
-    return torch.zeros((rows, heads, 0, size))
 
 
 def cache_field(output_class) -> str:
@@ -317,14 +315,5 @@ def build(folder: Path, config, manifest: dict, decoder, encoder=None):
     if encoder is not None:
         model.attach(encoder, decoder, list(manifest.get("inputs") or ["input_ids", "attention_mask"]))
     else:
-        decoder.past_sizes = _past_sizes(decoder)
         model.attach(decoder)
     return model.eval()
-
-
-def _past_sizes(graph) -> dict[str, tuple[int, int]]:
-    """Each cache input's (heads, head size), fixed in the graph's input shapes."""
-    session = graph.session()
-    return {
-        i.name: (int(i.shape[1]), int(i.shape[3])) for i in session.get_inputs() if i.name.startswith("past.")
-    }

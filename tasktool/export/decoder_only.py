@@ -24,7 +24,7 @@ INPUTS = ["input_ids", "attention_mask", "position_ids"]
 TOLERANCE = 1e-3
 
 
-def build_graph(model, layers: int):
+def build_graph(model):
     import torch
 
     class Decoder(torch.nn.Module):
@@ -60,7 +60,7 @@ def _shape(model) -> tuple[int, int, int]:
     return len(cache.layers), int(keys.shape[1]), int(keys.shape[3])
 
 
-def export_graph(model, trace: dict, check: dict, work: Path, opset: int) -> dict:
+def export_graph(model, trace: dict, check: dict, work: Path, opset: int) -> None:
     import torch
 
     layers, heads, size = _shape(model)
@@ -77,7 +77,7 @@ def export_graph(model, trace: dict, check: dict, work: Path, opset: int) -> dic
         **{n: {0: "batch", 2: "total"} for n in present_names(layers)},
     }
     trace_to_onnx(
-        build_graph(model, layers),
+        build_graph(model),
         [trace["input_ids"], mask, positions, *past],
         work / FILES["fp32"],
         [*INPUTS, *past_names(layers)],
@@ -87,7 +87,6 @@ def export_graph(model, trace: dict, check: dict, work: Path, opset: int) -> dic
     )
     model.eval()  # the exporter restores the wrapper's train flag on every submodule
     check_graph(model, check, work / FILES["fp32"], TOLERANCE)
-    return {"layers": layers}
 
 
 def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> None:
@@ -99,6 +98,8 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
     what = "the int8 graph" if tolerance is None else "the exported graph"
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     batch = ids.shape[0]
+    layers, heads, size = _shape(model)
+    empty = np.zeros((batch, heads, 0, size), np.float32)
     step = torch.full((batch, 1), 7, dtype=torch.long)
     full_ids = torch.cat([ids, step], dim=1)
     full_mask = torch.cat([mask, torch.ones_like(step)], dim=1)
@@ -110,7 +111,7 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
                 "input_ids": ids.numpy(),
                 "attention_mask": mask.numpy(),
                 "position_ids": positions[:, :-1].numpy(),
-                **_empty_past(path, batch),
+                **dict.fromkeys(past_names(layers), empty),
             },
         )
         feed = {
@@ -118,8 +119,7 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
             "attention_mask": full_mask.numpy(),
             "position_ids": positions[:, -1:].numpy(),
         }
-        names = [n for n in _input_names(path) if n.startswith("past.")]
-        feed.update(zip(names, first[1:], strict=True))
+        feed.update(zip(past_names(layers), first[1:], strict=True))
         second = run_graph(path, feed)
     except Exception as exc:  # noqa: BLE001
         line = first_line(exc)
@@ -142,26 +142,6 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
             "this architecture does not export correctly yet; rerun with --debug",
             exit_code=1,
         )
-
-
-def _input_names(path: Path) -> list[str]:
-    import onnx
-
-    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
-
-
-def _empty_past(path: Path, batch: int) -> dict:
-    """Length-0 keys and values for every past input of the graph (the first step has no cache)."""
-    import numpy as np
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    out = {}
-    for tensor in graph.input:
-        if tensor.name.startswith("past."):
-            dims = tensor.type.tensor_type.shape.dim
-            out[tensor.name] = np.zeros((batch, dims[1].dim_value, 0, dims[3].dim_value), np.float32)
-    return out
 
 
 def quantize_graph(model, inputs: dict, work: Path) -> None:

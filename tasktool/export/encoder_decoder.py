@@ -85,7 +85,7 @@ def build_graphs(model, encoder_inputs: list[str]):
     return Encoder().eval(), Decoder
 
 
-def export_graphs(model, encoder_inputs: list[str], trace: dict, check: dict, work: Path, opset: int) -> dict:
+def export_graphs(model, encoder_inputs: list[str], trace: dict, check: dict, work: Path, opset: int) -> None:
     """Write encoder.onnx and decoder.onnx into `work`, each checked against the torch model."""
     import torch
 
@@ -134,7 +134,6 @@ def export_graphs(model, encoder_inputs: list[str], trace: dict, check: dict, wo
     model.eval()  # the exporter restores the wrappers' train flags on every submodule
     with quiet_export():
         check_graphs(model, encoder_inputs, check, work, FILES["fp32"], TOLERANCE)
-    return {"layers": layers}
 
 
 def check_graphs(model, encoder_inputs, inputs: dict, work: Path, files, tolerance: float | None) -> None:
