@@ -309,7 +309,7 @@ def whole_process(
     model: Path, texts: list[str], best: int, work: Path, tasktool_models: dict[str, Path] | None = None
 ) -> dict:
     """`tasktool infer` on each of `tasktool_models` (default {"tasktool": model}) against the pipeline
-    script at batch `best`, alternated, twice each; texts compared with the pipeline's."""
+    script at batch `best`, alternated, three times each; texts compared with the pipeline's."""
     source = work / "prompts.txt"
     source.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -322,7 +322,7 @@ def whole_process(
     commands[pipe_name] = [sys.executable, str(ROOT / "benchmarks" / "pipeline_infer.py"), "text-generation",
                            str(model), str(source), str(work / "pipe.jsonl"), str(best)]  # fmt: skip
     seconds = {name: [] for name in commands}
-    for _ in range(2):
+    for _ in range(3):
         for name, cmd in commands.items():
             start = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

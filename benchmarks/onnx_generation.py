@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import statistics
 import sys
@@ -106,6 +107,9 @@ def text_generation(work: Path, items: int, new_tokens: int, repeats: int) -> di
         }
         for name in runners
     }
+    runners.clear()  # the processes below run beside a parent that no longer holds five models
+    pipe = None  # noqa: F841 - the pipeline runners close over it
+    gc.collect()
     return {
         "model": "GPT-2 small config, random weights (124M parameters)",
         "prompts": len(texts),

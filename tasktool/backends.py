@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 from tasktool.errors import TaskToolError, first_line
@@ -163,11 +164,7 @@ class OnnxModel:
 
             # inputs are fed as float32; int8 weights are internal to the graph
             self.device, self.dtype = torch.device(device), torch.float32
-        self.providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            if device == "cuda"
-            else ["CPUExecutionProvider"]
-        )
+        self.providers = providers(device)
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
         first = self.session()  # load now: a broken file fails here, not in the middle of a run
@@ -189,14 +186,10 @@ class OnnxModel:
         return session
 
     def _new_session(self, threads: int):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: ORT's warnings would bury tasktool's one-line messages
         try:
-            return onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
+            return _take_early(self.path, threads, self.providers) or _open(
+                self.path, threads, self.providers
+            )
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for a bad file
             first = first_line(exc)
             raise TaskToolError(
@@ -242,6 +235,78 @@ class OnnxModel:
 
     def __repr__(self) -> str:
         return f"OnnxModel({self.path})"
+
+
+def providers(device: str) -> list[str]:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+
+
+def _open(path: Path, threads: int, providers: list[str]):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: ORT's warnings would bury tasktool's one-line messages
+    return onnxruntime.InferenceSession(str(path), options, providers=providers)
+
+
+_early: dict[tuple, Future] = {}  # sessions open_early started, by (file, threads, providers)
+
+
+def open_early(ref: str | Path, device: str = "auto") -> None:
+    """Start opening an exported folder's graphs in ONNX Runtime on background threads.
+
+    Reading a graph is C++ work that releases the GIL (a generator's 650 MB GPT-2 graph: about 1.3 s),
+    while the rest of a load is Python imports (torch and transformers for a generator: about 4 s), so
+    on two cores the two overlap instead of adding up. OnnxModel takes the session when it is made;
+    anything wrong is left for the load itself to report, and a session nobody takes (the load
+    failed first) is finished and dropped, the process waiting for it at exit (non-daemon thread)."""
+    from tasktool import threads as cpu_threads
+
+    try:
+        manifest = read_manifest(ref)
+        files = [model_file(ref, manifest)]
+        device = pick_device(device)
+    except (TaskToolError, ImportError):
+        return
+    if manifest.get("encoder"):
+        files.append(Path(ref).expanduser() / manifest["encoder"])
+    if manifest.get("graphs") and device == "cuda":  # generators run on the CPU only: refused later
+        return
+    count, names = cpu_threads.get(), providers(device)
+    for path in files:
+        key = (str(path), count, tuple(names))
+        if key in _early or not path.is_file():
+            continue
+        future = _early[key] = Future()
+        threading.Thread(
+            target=_fill, args=(future, path, count, names), name="tasktool-onnx-open", daemon=False
+        ).start()
+
+
+def _fill(future: Future, path: Path, threads: int, names: list[str]) -> None:
+    try:
+        future.set_result(_open(path, threads, names))
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the session
+        future.set_exception(exc)
+
+
+def drop_early(ref: str | Path) -> None:
+    folder = Path(ref).expanduser()
+    for key in [k for k in _early if Path(k[0]).parent == folder]:
+        _early.pop(key, None)
+
+
+def _take_early(path: Path, threads: int, names: list[str]):
+    """The session open_early made for this file, if one was started with these settings (waiting
+    for it to finish); entries for the file with other settings are dropped. None: open it now."""
+    found = None
+    for key in [k for k in _early if k[0] == str(path)]:
+        future = _early.pop(key)
+        if key == (str(path), threads, tuple(names)):
+            found = future
+    return found.result() if found is not None else None
 
 
 def pick_device(asked: str = "auto") -> str:

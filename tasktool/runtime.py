@@ -292,6 +292,18 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def _load_exported(spec, ref: str, revision, device, dtype, trust_remote_code: bool, arrays: str):
+    from tasktool import backends
+
+    config = backends.read_config(ref) if arrays == "numpy" else load_config(ref, revision, trust_remote_code)
+    # the manifest names the task it was exported for (transformers' head mappings import torch)
+    if not backends.check_task(ref, spec.name) and not check_compatible(spec, config, ref):
+        from tasktool.console import warn
+
+        warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
+    return backends.load(ref, config, device, dtype, arrays)
+
+
 def load_model(
     spec,
     ref: str,
@@ -332,15 +344,11 @@ def load_model(
                 "--device-map and --load-in-4bit/8bit apply to torch models, not to an ONNX export",
                 "drop them (export with --quantize int8 for a smaller model)",
             )
-        config = (
-            backends.read_config(ref) if arrays == "numpy" else load_config(ref, revision, trust_remote_code)
-        )
-        # the manifest names the task it was exported for (transformers' head mappings import torch)
-        if not backends.check_task(ref, spec.name) and not check_compatible(spec, config, ref):
-            from tasktool.console import warn
-
-            warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
-        return backends.load(ref, config, device, dtype, arrays)
+        backends.open_early(ref, device)  # reads the graphs while the imports below run
+        try:
+            return _load_exported(spec, ref, revision, device, dtype, trust_remote_code, arrays)
+        finally:
+            backends.drop_early(ref)  # a session the load did not take (it failed first)
     import torch
     import transformers
 

@@ -395,3 +395,54 @@ def test_gpu_check_without_cuda_exits_with_one_line():
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no CUDA GPU" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_graph_is_opened_once_on_a_background_thread_while_the_load_imports(tiny, tmp_path, monkeypatch):
+    """load_model starts reading an exported folder's graph before its imports; the model takes that
+    session instead of opening the file a second time, and gives the same records."""
+    import threading
+
+    from tasktool import backends
+
+    source = tiny("text-classification", labels=LABELS)
+    out = tmp_path / "exported"
+    api.export("text-classification", str(source), output_dir=out)
+    opened: list[str] = []
+    real_open = backends._open
+    monkeypatch.setattr(
+        backends, "_open", lambda *a: (opened.append(threading.current_thread().name), real_open(*a))[1]
+    )
+    texts = _inputs("text-classification", tmp_path)["inputs"]
+    records = api.infer("text-classification", texts, model=str(out), device="cpu")
+    assert opened == ["tasktool-onnx-open"]
+    assert not backends._early  # taken, nothing left holding a session
+    _close(records, api.infer("text-classification", texts, model=str(source), device="cpu"))
+
+
+def test_a_session_opened_early_with_other_threads_is_dropped_and_the_file_opened_again(
+    tmp_path, monkeypatch
+):
+    from concurrent.futures import Future
+
+    from tasktool import backends
+
+    path = tmp_path / "model.onnx"
+    stale, fresh = Future(), Future()
+    stale.set_result("session for 4 threads")
+    fresh.set_result("session for 2 threads")
+    backends._early.update({(str(path), 4, ("CPUExecutionProvider",)): stale})
+    assert backends._take_early(path, 2, ["CPUExecutionProvider"]) is None
+    assert not backends._early
+    backends._early.update({(str(path), 2, ("CPUExecutionProvider",)): fresh})
+    assert backends._take_early(path, 2, ["CPUExecutionProvider"]) == "session for 2 threads"
+
+
+def test_a_broken_graph_opened_early_fails_the_load_with_one_line(cli, tiny, tmp_path):
+    source = tiny("text-classification", labels=LABELS)
+    out = tmp_path / "exported"
+    api.export("text-classification", str(source), output_dir=out)
+    manifest = json.loads((out / "export.json").read_text())
+    (out / manifest["default"]).write_bytes(b"not a graph")
+    result = cli("infer", "text-classification", "hi", "--model", out)
+    assert_user_error(result, "ONNX Runtime cannot load", "export the model again", code=1)
