@@ -81,9 +81,9 @@ def text_generation(work: Path, items: int, new_tokens: int, repeats: int) -> di
     runners = {f"pipeline b{bs}": functools.partial(lambda t, bs: pipe(t, bs), bs=bs) for bs in (32, 48)}
     runners["tasktool torch fp32"] = generation.tasktool_runner("text-generation", model)
     runners["tasktool onnxruntime fp32"] = generation.tasktool_runner("text-generation", exports["fp32"])
-    runners["tasktool onnxruntime fp32 --batch-size 48"] = generation.tasktool_runner(
-        "text-generation", exports["fp32"], batch_size=48
-    )
+    runners["tasktool onnxruntime fp32 --batch-size 32"] = generation.tasktool_runner(
+        "text-generation", exports["fp32"], batch_size=32
+    )  # the torch path's default, for comparison with the export's (64)
     runners["tasktool onnxruntime int8"] = generation.tasktool_runner("text-generation", exports["int8"])
     for run in runners.values():
         run(texts[:4])

@@ -34,6 +34,11 @@ class Predictor:
     # the decode steps, whatever the prompts' padding, and a smaller batch only adds steps
     max_padding: float | None = MAX_PADDING
 
+    @classmethod
+    def default_batch_for(cls, model: str) -> int:
+        """--batch-size when none is given, for this model (default_batch_size unless a task says)."""
+        return cls.default_batch_size
+
     def prepare(self, payload: Any) -> Any:
         """Decode/tokenize one input. Raise ItemError for a bad item."""
         return payload

@@ -22,7 +22,7 @@ def build_predictor(spec, opts, quiet: bool = False):
     choose_backend(spec, opts)
     cls = spec.load_predictor()
     if opts.batch_size is None:
-        opts.batch_size = cls.default_batch_size
+        opts.batch_size = cls.default_batch_for(opts.model)
     spinner = sys.stderr.isatty() and not (quiet or is_quiet())
     with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
         return cls(spec, opts)

@@ -211,3 +211,22 @@ def test_a_right_padded_prompt_batch_runs_as_one_group_and_gives_the_torch_token
         want = runtime.load_model(spec, str(source), device="cpu").generate(**batch, **options)
         got = runtime.load_model(spec, str(fp32), device="cpu").generate(**batch, **options)
     assert got.tolist() == want.tolist()
+
+
+@pytest.mark.slow
+def test_an_exported_decoder_batches_64_prompts_by_default_and_a_torch_one_32(exported, monkeypatch):
+    """The export's prompt pass runs in length groups whatever the batch, so its default batch is larger;
+    an explicit --batch-size wins on both."""
+    from tasktool.inference import build_predictor
+    from tasktool.options import InferOptions
+    from tasktool.tasks.registry import resolve
+
+    source, fp32, _ = exported("text-generation", "gpt2")
+    spec = resolve("text-generation")
+    for model, want in ((fp32, 64), (source, 32)):
+        opts = InferOptions(model=str(model), device="cpu")
+        build_predictor(spec, opts, quiet=True)
+        assert opts.batch_size == want
+    opts = InferOptions(model=str(fp32), device="cpu", batch_size=8)
+    build_predictor(spec, opts, quiet=True)
+    assert opts.batch_size == 8

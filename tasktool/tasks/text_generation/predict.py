@@ -25,6 +25,17 @@ class TextGeneration(TextPredictor):
     default_batch_size = 32
     max_padding = None  # a shorter prompt's padding costs little beside the decode steps a split would add
 
+    @classmethod
+    def default_batch_for(cls, model: str) -> int:
+        """64 on an exported decoder: its prompt pass runs in length groups of 16 whatever the batch,
+        so a larger batch only means fewer, fuller decode steps (benchmarks/onnx_generation.py)."""
+        from tasktool import backends
+
+        exported = (
+            backends.is_exported(model) and backends.read_manifest(model).get("graphs") == "decoder-only"
+        )
+        return 64 if exported else cls.default_batch_size
+
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
         tok, gen_config = self.tokenizer, self.model.generation_config
