@@ -188,7 +188,7 @@ class OnnxModel:
     def _new_session(self, threads: int):
         try:
             return _take_early(self.path, threads, self.providers) or _open(
-                self.path, threads, self.providers
+                self.path, threads, self.providers, spin=not self.manifest.get("graphs")
             )
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for a bad file
             first = first_line(exc)
@@ -241,13 +241,18 @@ def providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 
 
-def _open(path: Path, threads: int, providers: list[str]):
+def _open(path: Path, threads: int, providers: list[str], spin: bool = True):
+    """`spin=False` for a generator's graphs: between two decode steps transformers' generate runs
+    torch ops on the same cores, which ONNX Runtime's threads would otherwise keep busy waiting for
+    work (benchmarks/onnx_generation.py)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: ORT's warnings would bury tasktool's one-line messages
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=providers)
 
 
@@ -281,13 +286,16 @@ def open_early(ref: str | Path, device: str = "auto") -> None:
             continue
         future = _early[key] = Future()
         threading.Thread(
-            target=_fill, args=(future, path, count, names), name="tasktool-onnx-open", daemon=False
+            target=_fill,
+            args=(future, path, count, names, not manifest.get("graphs")),
+            name="tasktool-onnx-open",
+            daemon=False,
         ).start()
 
 
-def _fill(future: Future, path: Path, threads: int, names: list[str]) -> None:
+def _fill(future: Future, path: Path, threads: int, names: list[str], spin: bool) -> None:
     try:
-        future.set_result(_open(path, threads, names))
+        future.set_result(_open(path, threads, names, spin))
     except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the session
         future.set_exception(exc)
 
