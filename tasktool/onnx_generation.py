@@ -8,7 +8,9 @@ ORTModelForSeq2SeqLM and ORTModelForCausalLM do: every decoding strategy, logits
 
 The model object is the architecture's own transformers class, built on the meta device (no weights: the
 graphs hold them). generate's cache keeps the keys and values between steps as it does for the torch
-model: the graph returns each step's new ones, the cache appends them, and beam search reorders them.
+model, and beam search reorders them: an encoder-decoder's decoder graph returns the cache with the new
+tokens', which replaces generate's; a decoder-only graph returns the new tokens' alone, written in place
+into buffers generate's cache views (no step copies the cache).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def past_names(layers: int) -> list[str]:
 
 def present_names(layers: int) -> list[str]:
     return [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def new_names(layers: int) -> list[str]:
+    """The decoder-only graph's outputs: the new tokens' keys and values (the runtime's buffers hold the rest)."""
+    return [f"new.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
 
 class _OnnxGenerator:
@@ -106,16 +113,28 @@ class _OnnxEncoderDecoder(_OnnxGenerator):
 
 
 class _OnnxCausalLM(_OnnxGenerator):
-    """The decoder graph as the forward of every step. The prompt step runs the batch in groups of
-    similar length, each padded only to its own longest prompt, and lays their keys and values into
-    the batch's left-padded cache: generate then decodes the whole batch at once, as on torch. The
-    padded positions are masked on every later step, so the text is the same; the prompt pass costs
-    the real tokens instead of the batch's longest prompt times its rows."""
+    """The decoder graph as the forward of every step, over cache buffers kept for each generate call.
+
+    The graph gives only the new tokens' keys and values; they are written in place into buffers with
+    room to spare (the graph reads a buffer's empty slots masked out), and generate's cache holds views
+    of the written part, so its length, and beam search's reordering, work as usual (a reordered cache
+    is copied into fresh buffers on the next step). The prompt step runs the batch in groups of similar
+    length, each padded only to its own longest prompt and written into the batch's left-padded columns:
+    the padded positions are masked on every later step, so the text is the same, and the prompt pass
+    costs the real tokens instead of the batch's longest prompt times its rows."""
 
     prompt_group = 16  # rows per prompt-pass group (sorted by length)
+    room = 32  # slots a buffer gets beyond what it holds when it is made or grows
 
     def attach(self, decoder) -> None:
         """decoder: the tasktool.backends.OnnxModel session of the graph."""
+        import weakref
+
+        if not any(name.startswith("new.") for name in decoder.output_names):
+            raise TaskToolError(
+                f"'{decoder.path.parent}' was exported by an earlier tasktool, whose graph copies the cache",
+                "export the model again with `tasktool export`",
+            )
         self._graph = decoder
         # each cache input's (heads, head size), fixed in the graph's input shapes
         self._past = {
@@ -123,6 +142,7 @@ class _OnnxCausalLM(_OnnxGenerator):
             for i in decoder.session().get_inputs()
             if i.name.startswith("past.")
         }
+        self._buffers = weakref.WeakKeyDictionary()  # generate's cache -> _Buffers
 
     def forward(
         self,
@@ -154,17 +174,34 @@ class _OnnxCausalLM(_OnnxGenerator):
         if position_ids is None:
             position_ids = positions(attention_mask)[:, -input_ids.shape[1] :]
         if cache.get_seq_length() == 0:
-            logits, present = self._prompt_pass(input_ids, attention_mask, position_ids)
+            buffers = self._buffers[cache] = _Buffers(list(self._past.values()), input_ids.shape, self.room)
+            logits = self._prompt_pass(buffers, input_ids, attention_mask, position_ids)
         else:
-            feed = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
-            feed.update(zip(self._past, flat(cache), strict=True))
-            out = self._graph(**feed)
-            logits, present = out["logits"], [out[n] for n in self._graph.output_names[1:]]
-        _store(cache, pairs(present))
+            buffers = self._buffers.get(cache) or _Buffers.of(cache, self.room)
+            self._buffers[cache] = buffers.holding(cache)
+            logits = self._step(buffers, input_ids, attention_mask, position_ids)
+        buffers.expose(cache)
         return CausalLMOutputWithPast(logits=logits, **{cache_field(CausalLMOutputWithPast): cache})
 
-    def _prompt_pass(self, input_ids, attention_mask, position_ids):
-        """The first step in length groups; (last-position logits, keys/values) for the whole batch."""
+    def _step(self, buffers, input_ids, attention_mask, position_ids):
+        start, new = buffers.filled, input_ids.shape[1]
+        buffers.reserve(start + new)
+        capacity = buffers.capacity
+        # the slots so far, the empty ones (masked), then the new tokens: the graph attends over all
+        mask = attention_mask.new_zeros((attention_mask.shape[0], capacity + new))
+        mask[:, :start] = attention_mask[:, :start]
+        mask[:, capacity:] = attention_mask[:, start:]
+        out = self._graph(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            **dict(zip(self._past, buffers.tensors, strict=True)),
+        )
+        buffers.write(slice(None), start, [out[n] for n in self._graph.output_names[1:]])
+        return out["logits"]
+
+    def _prompt_pass(self, buffers, input_ids, attention_mask, position_ids):
+        """The first step in length groups; the last position's logits for the whole batch."""
         import torch
 
         batch, width = input_ids.shape
@@ -175,30 +212,88 @@ class _OnnxCausalLM(_OnnxGenerator):
         # layout runs as one group over the whole width, as generate gave it
         left_padded = bool((mask[:, 1:] >= mask[:, :-1]).all())
         group = self.prompt_group if left_padded else batch
-        logits, present = None, None
+        logits = None
         for start in range(0, batch, group):
             rows = order[start : start + group]
             keep = max(int(lengths[rows].max()), 1) if left_padded else width
+            empty = torch.zeros((len(rows), 1), dtype=attention_mask.dtype)  # the one masked slot
             out = self._graph(
                 input_ids=input_ids[rows, -keep:],
-                attention_mask=attention_mask[rows, -keep:],
+                attention_mask=torch.cat([empty, attention_mask[rows, -keep:]], dim=1),
                 position_ids=position_ids[rows, -keep:],
-                **{n: torch.zeros((len(rows), heads, 0, size)) for n, (heads, size) in self._past.items()},
+                **{n: torch.zeros((len(rows), heads, 1, size)) for n, (heads, size) in self._past.items()},
             )
             if logits is None:
                 logits = out["logits"].new_zeros((batch, *out["logits"].shape[1:]))
-                present = [
-                    out[n].new_zeros((batch, out[n].shape[1], width, out[n].shape[3]))
-                    for n in self._graph.output_names[1:]
-                ]
             logits[rows] = out["logits"]
-            for full, part in zip(present, [out[n] for n in self._graph.output_names[1:]], strict=True):
-                full[rows, :, width - keep :] = part
-        return logits, present
+            buffers.write(rows, width - keep, [out[n] for n in self._graph.output_names[1:]])
+        buffers.filled = width
+        return logits
+
+
+class _Buffers:
+    """One generate call's keys and values, per layer, in tensors [batch, heads, capacity, size] of
+    which the first `filled` slots are written; the rest are zeros (masked, and finite: a masked slot
+    still enters the weighted sum, with weight 0)."""
+
+    def __init__(self, shapes: list[tuple[int, int]], batch_shape, room: int):
+        import torch
+
+        batch, width = batch_shape
+        self.room, self.filled = room, 0
+        self.tensors = [torch.zeros((batch, heads, width + room, size)) for heads, size in shapes]
+
+    @classmethod
+    def of(cls, cache, room: int) -> _Buffers:
+        buffers = cls.__new__(cls)
+        buffers.room, buffers.filled, buffers.tensors = room, 0, []
+        return buffers.holding(cache)
+
+    @property
+    def capacity(self) -> int:
+        return self.tensors[0].shape[2]
+
+    def holding(self, cache) -> _Buffers:
+        """These buffers, after making them hold what generate's cache holds: nothing to do while its
+        layers are views of them; once beam search has reordered them (new tensors), a copy."""
+        given = flat(cache)
+        if len(given) == len(self.tensors) and all(
+            g.data_ptr() == t.data_ptr() and g.shape[0] == t.shape[0] and g.shape[2] == self.filled
+            for g, t in zip(given, self.tensors, strict=True)
+        ):
+            return self
+        self.filled = given[0].shape[2]
+        self.tensors = [self._roomy(g, self.filled + self.room) for g in given]
+        return self
+
+    def reserve(self, needed: int) -> None:
+        if needed > self.capacity:
+            self.tensors = [self._roomy(t[:, :, : self.filled], needed + self.room) for t in self.tensors]
+
+    def write(self, rows, start: int, parts: list) -> None:
+        """The graph's new keys and values into slots start.. of `rows`; filled moves past them."""
+        for tensor, part in zip(self.tensors, parts, strict=True):
+            tensor[rows, :, start : start + part.shape[2]] = part
+        self.filled = max(self.filled, start + parts[0].shape[2])
+
+    def expose(self, cache) -> None:
+        """generate's cache as views of the written slots (its length and reordering read them)."""
+        views = pairs([t[:, :, : self.filled] for t in self.tensors])
+        if cache.get_seq_length() == 0:
+            for i, (k, v) in enumerate(views):
+                cache.update(k, v, i)  # initialises the layers
+        for layer, (k, v) in zip(cache.layers, views, strict=True):
+            layer.keys, layer.values = k, v
+
+    @staticmethod
+    def _roomy(tensor, capacity: int):
+        out = tensor.new_zeros((*tensor.shape[:2], capacity, tensor.shape[3]))
+        out[:, :, : tensor.shape[2]] = tensor
+        return out
 
 
 def _store(cache, present: list[tuple]) -> None:
-    """Put the graph's keys and values (the cache so far with the new tokens) into generate's cache.
+    """Put an encoder-decoder's keys and values (the cache so far with the new tokens) into generate's cache.
 
     The first step fills it through `update`; later ones replace each layer's tensors: the graph has
     already concatenated the new tokens, and `update` would concatenate a second copy (a large share

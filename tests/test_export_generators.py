@@ -162,16 +162,20 @@ def test_encoder_decoder_export_refuses_optimize_and_a_ctc_speech_model(cli, tin
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", [1, 2])
-def test_prompt_pass_in_length_groups_gives_the_tokens_of_one_padded_batch(group, exported, monkeypatch):
+@pytest.mark.parametrize(("group", "room"), [(1, 1), (2, 32)])
+def test_prompt_pass_in_length_groups_gives_the_tokens_of_one_padded_batch(
+    group, room, exported, monkeypatch
+):
     """The decoder-only prompt step runs rows in groups of similar length, each padded to its own longest
-    prompt, and lays their keys and values into the batch's cache: later steps must not see a difference."""
+    prompt, and lays their keys and values into the batch's cache: later steps must not see a difference.
+    With room for 1 slot the cache buffers grow on every step: nothing may be lost when they do."""
     from tasktool import onnx_generation
 
     source, fp32, _ = exported("text-generation", "gpt2")
     prompts = [*TEXTS, "one", "two words here", TEXTS[2] + " " + TEXTS[0]]
     want = _token_ids("text-generation", source, prompts, max_new_tokens=10)
     monkeypatch.setattr(onnx_generation._OnnxCausalLM, "prompt_group", group)
+    monkeypatch.setattr(onnx_generation._OnnxCausalLM, "room", room)
     assert _token_ids("text-generation", fp32, prompts, max_new_tokens=10) == want
     assert _token_ids("text-generation", fp32, prompts, max_new_tokens=10, num_beams=2) == _token_ids(
         "text-generation", source, prompts, max_new_tokens=10, num_beams=2
@@ -230,3 +234,36 @@ def test_an_exported_decoder_batches_64_prompts_by_default_and_a_torch_one_32(ex
     opts = InferOptions(model=str(fp32), device="cpu", batch_size=8)
     build_predictor(spec, opts, quiet=True)
     assert opts.batch_size == 8
+
+
+@pytest.mark.slow
+def test_greedy_decode_steps_write_into_the_cache_buffers_without_copying_them(exported, monkeypatch):
+    """Each step's new keys and values go into buffers made once per call; only beam search, whose
+    reordering makes new tensors, has them copied (and still gets the torch tokens)."""
+    from tasktool import onnx_generation
+
+    source, fp32, _ = exported("text-generation", "llama")
+    copies = []
+    real = onnx_generation._Buffers._roomy
+    monkeypatch.setattr(
+        onnx_generation._Buffers, "_roomy", staticmethod(lambda t, c: (copies.append(c), real(t, c))[1])
+    )
+    assert _token_ids("text-generation", fp32, TEXTS, max_new_tokens=12) == _token_ids(
+        "text-generation", source, TEXTS, max_new_tokens=12
+    )
+    assert copies == []
+    _token_ids("text-generation", fp32, TEXTS, max_new_tokens=4, num_beams=2)
+    assert copies  # reordered by beam search: adopted into fresh buffers
+
+
+def test_a_decoder_graph_from_an_earlier_export_is_refused_with_one_line(tmp_path):
+    """Graphs that returned the whole cache (an earlier tasktool) do not fit the buffers: export again."""
+    from types import SimpleNamespace
+
+    from tasktool import onnx_generation
+    from tasktool.errors import TaskToolError
+
+    old = SimpleNamespace(output_names=["logits", "present.0.key"], path=tmp_path / "decoder.onnx")
+    with pytest.raises(TaskToolError, match="earlier tasktool") as caught:
+        onnx_generation._OnnxCausalLM.attach(SimpleNamespace(), old)
+    assert "export the model again" in caught.value.one_line()

@@ -1,13 +1,21 @@
 """Export a decoder-only language model (GPT-2 style) as one ONNX graph with a key/value cache, which
 transformers' own `generate` drives (tasktool/onnx_generation.py), as optimum's ORTModelForCausalLM does.
 
-`decoder.onnx`: new tokens, the attention mask over the cache and them, their position ids, and each
-layer's keys and values so far (length 0 on the first step); outputs the last position's logits (all that
-greedy, sampling and beam search read: generate asks the torch model for the same with `logits_to_keep=1`)
-and the keys and values of the cache and the new tokens (which replace the cache given: one copy per step,
-the graph's own concatenation, instead of a second one in generate's cache). Traced with `torch.onnx.export` (TorchScript, eager attention) and
-checked against the torch model on a left-padded prompt batch and a step with a cache, shapes it was not
-traced with. `--quantize int8` runs `quantize_dynamic` on it.
+`decoder.onnx`: new tokens, the attention mask over the cache's slots and them, their position ids, and each
+layer's cache buffer (length 0 on the first step); outputs the last position's logits (all that greedy,
+sampling and beam search read: generate asks the torch model for the same with `logits_to_keep=1`) and the
+new tokens' keys and values only. The cache is never empty: the first step reads one zero slot, masked
+(a zero-length cache would meet ONNX Reshape's rule that a 0 in a target shape copies the input's size).
+The runtime keeps the cache in buffers with room to spare and writes each
+step's keys and values into them in place, so no step copies the cache: a graph that concatenated the new
+keys onto the cache spent a quarter of a decode step copying it (ONNX Runtime's profiler, README).
+
+For that the attention runs over the cache and the new tokens kept apart: a Cache subclass whose update
+returns the two without concatenating them, and an attention function registered with transformers'
+AttentionInterface (eager attention's arithmetic: scores against each, one softmax over both, the two
+weighted sums added). Traced with `torch.onnx.export` (TorchScript) and checked against the torch model
+(eager attention) on a left-padded prompt batch and a step with a cache, shapes it was not traced with.
+`--quantize int8` runs `quantize_dynamic` on it.
 """
 
 from __future__ import annotations
@@ -15,13 +23,74 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasktool.errors import TaskToolError, first_line
-from tasktool.export.graph_tools import cache_holding, quantize_file, run_graph, run_with_cache, trace_to_onnx
-from tasktool.onnx_generation import flat, pairs, past_names, present_names
+from tasktool.export.graph_tools import quantize_file, run_graph, run_with_cache, trace_to_onnx
+from tasktool.onnx_generation import new_names, pairs, past_names
 from tasktool.onnx_generation import positions as position_ids
 
 FILES = {"fp32": "decoder.onnx", "int8": "decoder_int8.onnx"}
 INPUTS = ["input_ids", "attention_mask", "position_ids"]
 TOLERANCE = 1e-3
+
+
+ATTENTION = "tasktool_cache_apart"  # the attention the graph is traced with (registered on first export)
+
+
+class _Apart:
+    """A layer's keys (or values) as the cache so far and the new tokens', not concatenated."""
+
+    def __init__(self, past, new):
+        self.past, self.new = past, new
+
+
+def attention_apart(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention over `key.past + key.new` without building that concatenation."""
+    import torch
+
+    if not isinstance(key, _Apart):  # no cache (a full forward): both parts are the given keys
+        key, value = _Apart(key[..., :0, :], key), _Apart(value[..., :0, :], value)
+    groups = getattr(module, "num_key_value_groups", 1)  # grouped-query attention: transformers' repeat_kv
+
+    def heads(states):  # as transformers' repeat_kv: each key/value head serves `groups` query heads
+        if groups == 1:
+            return states
+        return states.unsqueeze(2).expand(-1, -1, groups, -1, -1).flatten(1, 2)  # sizes read at run time
+
+    past_k, new_k, past_v, new_v = (heads(t) for t in (key.past, key.new, value.past, value.new))
+    scale = scaling if scaling is not None else query.size(-1) ** -0.5
+    scores = torch.cat([query @ past_k.transpose(-1, -2), query @ new_k.transpose(-1, -2)], dim=-1) * scale
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores, dim=-1).to(past_v.dtype)
+    cut = past_k.shape[-2]
+    out = weights[..., :cut] @ past_v + weights[..., cut:] @ new_v
+    return out.transpose(1, 2), weights
+
+
+def _register() -> None:
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import eager_mask
+
+    AttentionInterface.register(ATTENTION, attention_apart)
+    AttentionMaskInterface.register(ATTENTION, eager_mask)
+
+
+def apart_cache(kv_pairs):
+    """A DynamicCache holding the given (key, value) pairs whose update keeps the new tokens' keys and
+    values apart (in `.new`, the graph's outputs) instead of concatenating them onto the cache."""
+    from transformers import DynamicCache
+
+    class ApartCache(DynamicCache):
+        def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+            self.new[layer_idx] = (key_states, value_states)
+            layer = self.layers[layer_idx]
+            return _Apart(layer.keys, key_states), _Apart(layer.values, value_states)
+
+    cache = ApartCache()
+    cache.new = {}
+    for i, (k, v) in enumerate(kv_pairs):
+        DynamicCache.update(cache, k, v, i)
+        cache.layers[i].keys, cache.layers[i].values = k, v  # the inputs themselves, no copy in the graph
+    return cache
 
 
 def build_graph(model):
@@ -38,10 +107,10 @@ def build_graph(model):
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                cache=cache_holding(pairs(kv)).self_attention_cache,
+                cache=apart_cache(pairs(kv)),
                 logits_to_keep=1,
             )
-            return (out.logits, *flat(cache))  # the whole cache: it replaces the one given
+            return (out.logits, *(t for i in sorted(cache.new) for t in cache.new[i]))
 
     return Decoder().eval()
 
@@ -74,17 +143,22 @@ def export_graph(model, trace: dict, check: dict, work: Path, opset: int) -> Non
         "position_ids": {0: "batch", 1: "new"},
         **{n: {0: "batch", 2: "past"} for n in past_names(layers)},
         "logits": {0: "batch"},
-        **{n: {0: "batch", 2: "total"} for n in present_names(layers)},
+        **{n: {0: "batch", 2: "new"} for n in new_names(layers)},
     }
-    trace_to_onnx(
-        build_graph(model),
-        [trace["input_ids"], mask, positions, *past],
-        work / FILES["fp32"],
-        [*INPUTS, *past_names(layers)],
-        ["logits", *present_names(layers)],
-        dynamic,
-        opset,
-    )
+    _register()
+    model.set_attn_implementation(ATTENTION)
+    try:
+        trace_to_onnx(
+            build_graph(model),
+            [trace["input_ids"], mask, positions, *past],
+            work / FILES["fp32"],
+            [*INPUTS, *past_names(layers)],
+            ["logits", *new_names(layers)],
+            dynamic,
+            opset,
+        )
+    finally:
+        model.set_attn_implementation("eager")  # the check compares with eager attention
     model.eval()  # the exporter restores the wrapper's train flag on every submodule
     check_graph(model, check, work / FILES["fp32"], TOLERANCE)
 
@@ -99,7 +173,7 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     batch = ids.shape[0]
     layers, heads, size = _shape(model)
-    empty = np.zeros((batch, heads, 0, size), np.float32)
+    slot = np.zeros((batch, heads, 1, size), np.float32)  # the first step's one empty, masked slot
     step = torch.full((batch, 1), 7, dtype=torch.long)
     full_ids = torch.cat([ids, step], dim=1)
     full_mask = torch.cat([mask, torch.ones_like(step)], dim=1)
@@ -109,9 +183,9 @@ def check_graph(model, inputs: dict, path: Path, tolerance: float | None) -> Non
             path,
             {
                 "input_ids": ids.numpy(),
-                "attention_mask": mask.numpy(),
+                "attention_mask": np.concatenate([np.zeros((batch, 1), np.int64), mask.numpy()], axis=1),
                 "position_ids": positions[:, :-1].numpy(),
-                **dict.fromkeys(past_names(layers), empty),
+                **dict.fromkeys(past_names(layers), slot),
             },
         )
         feed = {
