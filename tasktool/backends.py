@@ -262,9 +262,9 @@ _early: dict[tuple, Future] = {}  # sessions open_early started, by (file, threa
 def open_early(ref: str | Path, device: str = "auto") -> None:
     """Start opening an exported folder's graphs in ONNX Runtime on background threads.
 
-    Reading a graph is C++ work that releases the GIL (a generator's 650 MB GPT-2 graph: about 1.3 s),
-    while the rest of a load is Python imports (torch and transformers for a generator: about 4 s), so
-    on two cores the two overlap instead of adding up. OnnxModel takes the session when it is made;
+    Reading a graph is C++ work that releases the GIL, while the rest of a load is Python imports (torch
+    and transformers for a generator), so on two cores the two overlap instead of adding up (README,
+    "Generation through ONNX Runtime"). OnnxModel takes the session when it is made;
     anything wrong is left for the load itself to report, and a session nobody takes (the load
     failed first) is finished and dropped, the process waiting for it at exit (non-daemon thread)."""
     from tasktool import threads as cpu_threads
@@ -301,6 +301,7 @@ def _fill(future: Future, path: Path, threads: int, names: list[str], spin: bool
 
 
 def drop_early(ref: str | Path) -> None:
+    """Forget the sessions started for the files of folder `ref` that no model took."""
     folder = Path(ref).expanduser()
     for key in [k for k in _early if Path(k[0]).parent == folder]:
         _early.pop(key, None)

@@ -122,9 +122,9 @@ _exit_prepared = False
 def _skip_final_collection() -> None:
     """Freeze the heap when the process ends, after every other exit handler (atexit runs them last
     registered first), so the interpreter's final garbage collection does not walk the objects torch
-    and transformers made: most of a second of every command that imported them (benchmarks/
-    onnx_generation.py, whole process), spent after the outputs were written and closed. Objects are
-    still released by their reference counts; only cycles are left to the process's end."""
+    and transformers made, a cost every command that imported them paid after its outputs were written
+    and closed (README, "Generation through ONNX Runtime"). Objects are still released by their
+    reference counts; only cycles are left to the process's end."""
     global _exit_prepared
     if not _exit_prepared:
         import atexit

@@ -2,13 +2,13 @@
 transformers' own `generate` drives (tasktool/onnx_generation.py), as optimum's ORTModelForCausalLM does.
 
 `decoder.onnx`: new tokens, the attention mask over the cache's slots and them, their position ids, and each
-layer's cache buffer (length 0 on the first step); outputs the last position's logits (all that greedy,
-sampling and beam search read: generate asks the torch model for the same with `logits_to_keep=1`) and the
-new tokens' keys and values only. The cache is never empty: the first step reads one zero slot, masked
-(a zero-length cache would meet ONNX Reshape's rule that a 0 in a target shape copies the input's size).
-The runtime keeps the cache in buffers with room to spare and writes each
-step's keys and values into them in place, so no step copies the cache: a graph that concatenated the new
-keys onto the cache spent a quarter of a decode step copying it (ONNX Runtime's profiler, README).
+layer's cache buffer; outputs the last position's logits (all that greedy, sampling and beam search read:
+generate asks the torch model for the same with `logits_to_keep=1`) and the new tokens' keys and values
+only. The cache is never empty: the first step reads one zero slot, masked (a zero-length cache would meet
+ONNX Reshape's rule that a 0 in a target shape copies the input's size). The runtime keeps the cache in
+buffers with room to spare and writes each step's keys and values into them in place, so no step copies
+the cache (a graph that concatenated the new keys onto the cache spent a large share of each decode step
+copying it: README).
 
 For that the attention runs over the cache and the new tokens kept apart: a Cache subclass whose update
 returns the two without concatenating them, and an attention function registered with transformers'
