@@ -243,6 +243,7 @@ def test_greedy_decode_steps_write_into_the_cache_buffers_without_copying_them(e
     from tasktool import onnx_generation
 
     source, fp32, _ = exported("text-generation", "llama")
+    assert json.loads((fp32 / "export.json").read_text())["attention"] == "tasktool_cache_apart"
     copies = []
     real = onnx_generation._Buffers._roomy
     monkeypatch.setattr(

@@ -392,6 +392,7 @@ def _export_decoder_only(spec, model, trace_inputs, check_inputs, work: Path, op
     files = {"fp32": graph.FILES["fp32"]}
     manifest = _manifest(spec, model, graph.INPUTS, ["logits"], files, graph.FILES["fp32"], opset)
     manifest["graphs"] = "decoder-only"
+    manifest["attention"] = graph.ATTENTION  # traced with it: the cache and new tokens apart (no copy)
     if quantize:
         graph.quantize_graph(model, check_inputs, work)
         files["int8"] = graph.FILES["int8"]
