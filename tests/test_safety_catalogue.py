@@ -769,7 +769,15 @@ def test_ctrl_c_in_a_real_finetune_prints_the_checkpoint_to_resume_and_exits_130
         str(model),
     ]
     cmd += ["-o", str(out), "--quiet", "max_steps=100000", "save_steps=2", "batch_size=2", "warmup_ratio=0"]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    # a suite started in the background (a shell's `&`) hands its children SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: the child gets the default disposition, as from a terminal
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # the test starts no threads
+    )
     start = time.time()
     while not (out / "checkpoints" / "checkpoint-2" / "COMPLETE").exists():
         assert proc.poll() is None, proc.stderr.read()
