@@ -174,11 +174,13 @@ class _OnnxCausalLM(_OnnxGenerator):
         if position_ids is None:
             position_ids = positions(attention_mask)[:, -input_ids.shape[1] :]
         if cache.get_seq_length() == 0:
-            buffers = self._buffers[cache] = _Buffers(list(self._past.values()), input_ids.shape, self.room)
+            buffers = self._buffers[cache] = _Buffers.empty(
+                list(self._past.values()), input_ids.shape, self.room
+            )
             logits = self._prompt_pass(buffers, input_ids, attention_mask, position_ids)
         else:
-            buffers = self._buffers.get(cache) or _Buffers.of(cache, self.room)
-            self._buffers[cache] = buffers.holding(cache)
+            buffers = self._buffers.setdefault(cache, _Buffers([], 0, self.room))
+            buffers.hold(cache)
             logits = self._step(buffers, input_ids, attention_mask, position_ids)
         buffers.expose(cache)
         return CausalLMOutputWithPast(logits=logits, **{cache_field(CausalLMOutputWithPast): cache})
@@ -198,6 +200,7 @@ class _OnnxCausalLM(_OnnxGenerator):
             **dict(zip(self._past, buffers.tensors, strict=True)),
         )
         buffers.write(slice(None), start, [out[n] for n in self._graph.output_names[1:]])
+        buffers.filled = start + new
         return out["logits"]
 
     def _prompt_pass(self, buffers, input_ids, attention_mask, position_ids):
@@ -236,45 +239,41 @@ class _Buffers:
     which the first `filled` slots are written; the rest are zeros (masked, and finite: a masked slot
     still enters the weighted sum, with weight 0)."""
 
-    def __init__(self, shapes: list[tuple[int, int]], batch_shape, room: int):
+    def __init__(self, tensors: list, filled: int, room: int):
+        self.tensors, self.filled, self.room = tensors, filled, room
+
+    @classmethod
+    def empty(cls, shapes: list[tuple[int, int]], batch_shape, room: int) -> _Buffers:
+        """Buffers for a prompt batch of `batch_shape` (rows, width); shapes: each input's (heads, size)."""
         import torch
 
         batch, width = batch_shape
-        self.room, self.filled = room, 0
-        self.tensors = [torch.zeros((batch, heads, width + room, size)) for heads, size in shapes]
-
-    @classmethod
-    def of(cls, cache, room: int) -> _Buffers:
-        buffers = cls.__new__(cls)
-        buffers.room, buffers.filled, buffers.tensors = room, 0, []
-        return buffers.holding(cache)
+        return cls([torch.zeros((batch, heads, width + room, size)) for heads, size in shapes], 0, room)
 
     @property
     def capacity(self) -> int:
         return self.tensors[0].shape[2]
 
-    def holding(self, cache) -> _Buffers:
-        """These buffers, after making them hold what generate's cache holds: nothing to do while its
-        layers are views of them; once beam search has reordered them (new tensors), a copy."""
+    def hold(self, cache) -> None:
+        """Make these buffers hold what generate's cache holds: nothing to do while its layers are views
+        of them; once beam search has reordered them (new tensors), a copy."""
         given = flat(cache)
         if len(given) == len(self.tensors) and all(
             g.data_ptr() == t.data_ptr() and g.shape[0] == t.shape[0] and g.shape[2] == self.filled
             for g, t in zip(given, self.tensors, strict=True)
         ):
-            return self
+            return
         self.filled = given[0].shape[2]
         self.tensors = [self._roomy(g, self.filled + self.room) for g in given]
-        return self
 
     def reserve(self, needed: int) -> None:
         if needed > self.capacity:
             self.tensors = [self._roomy(t[:, :, : self.filled], needed + self.room) for t in self.tensors]
 
     def write(self, rows, start: int, parts: list) -> None:
-        """The graph's new keys and values into slots start.. of `rows`; filled moves past them."""
+        """The graph's new keys and values into slots start.. of `rows` (the caller moves `filled`)."""
         for tensor, part in zip(self.tensors, parts, strict=True):
             tensor[rows, :, start : start + part.shape[2]] = part
-        self.filled = max(self.filled, start + parts[0].shape[2])
 
     def expose(self, cache) -> None:
         """generate's cache as views of the written slots (its length and reordering read them)."""

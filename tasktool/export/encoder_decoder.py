@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasktool.errors import TaskToolError, first_line
+from tasktool.errors import TaskToolError
 from tasktool.export.graph_tools import (
     cache_holding,
+    graph_runs,
     quantize_file,
     quiet_export,
     run_graph,
@@ -143,7 +144,7 @@ def check_graphs(model, encoder_inputs, inputs: dict, work: Path, files, toleran
     import torch
 
     what = "the int8 graphs" if tolerance is None else "the exported graphs"
-    try:
+    with graph_runs(what):
         encoded = run_graph(work / files[0], {n: inputs[n].numpy() for n in encoder_inputs})
         batch, source = encoded[0].shape[:2]
         layers = (len(encoded) - 1) // 2
@@ -164,11 +165,6 @@ def check_graphs(model, encoder_inputs, inputs: dict, work: Path, files, toleran
             out = run_graph(work / files[1], feed)
             logits.append(out[0])
             past = out[1:]
-    except Exception as exc:  # noqa: BLE001
-        first = first_line(exc)
-        raise TaskToolError(
-            f"{what} do not run in ONNX Runtime: {first}", "rerun with --debug", exit_code=1
-        ) from exc
     got = np.concatenate(logits, axis=1)
     if tolerance is None:
         if not np.isfinite(got).all():

@@ -25,6 +25,19 @@ def quiet_export():
             logging.disable(previous)
 
 
+@contextlib.contextmanager
+def graph_runs(what: str):
+    """A just-exported graph that ONNX Runtime refuses to run, as one line (`what`: "the int8 graph"...)."""
+    try:
+        yield
+    except TaskToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
+        raise TaskToolError(
+            f"ONNX Runtime cannot run {what}: {first_line(exc)}", "rerun with --debug", exit_code=1
+        ) from exc
+
+
 def quantize_file(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from tasktool.errors import TaskToolError, first_line
-from tasktool.export.graph_tools import quantize_file, quiet_export, run_graph, trace_to_onnx
+from tasktool.export.graph_tools import graph_runs, quantize_file, quiet_export, run_graph, trace_to_onnx
 
 OPSET = 17
 OPTIMIZE_LEVELS = ("O1", "O2", "O3")
@@ -474,13 +474,8 @@ def _compare(path: Path, model, inputs: dict, outputs, tolerance: float | None, 
     import numpy as np
     import torch
 
-    try:
+    with graph_runs(what):
         got = _run(path, inputs)
-    except Exception as exc:  # noqa: BLE001
-        first = first_line(exc)
-        raise TaskToolError(
-            f"{what} does not run in ONNX Runtime: {first}", "rerun with --debug", exit_code=1
-        ) from exc
     if model is None:
         bad = [o for o, g in zip(outputs, got, strict=True) if not np.isfinite(g).all()]
         if bad:
