@@ -237,6 +237,37 @@ class OnnxModel:
         return f"OnnxModel({self.path})"
 
 
+def float_file(folder: str | Path, manifest: dict) -> Path:
+    """The float32 graph an int8 export keeps beside its int8 one (the optimized graph where there is one)."""
+    files = manifest.get("files") or {}
+    name = files.get("optimized") or files.get("fp32")
+    path = Path(folder).expanduser() / name if name else None
+    if manifest.get("quantize") != "int8" or manifest.get("graphs") or path is None:
+        raise TaskToolError(
+            "--recheck-margin needs an int8 export of a classifier",
+            "export it with `tasktool export ... --quantize int8`, or drop --recheck-margin",
+            exit_code=2,
+        )
+    if not path.is_file():
+        raise TaskToolError(
+            f"the float32 graph '{path}' is missing from the export",
+            "export the model again with `tasktool export`, or drop --recheck-margin",
+        )
+    return path
+
+
+def float_model(model: OnnxModel) -> OnnxModel:
+    """An int8 export's float32 graph as a second model (same config, device and arrays)."""
+    if not isinstance(model, OnnxModel):
+        raise TaskToolError(
+            "--recheck-margin applies to an int8 export (an ONNX folder), not to a torch model",
+            "export the model with `tasktool export ... --quantize int8`, or drop --recheck-margin",
+            exit_code=2,
+        )
+    path = float_file(model.path.parent, model.manifest)
+    return OnnxModel(path, model.config, str(model.device), model.manifest, model.arrays)
+
+
 def providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 

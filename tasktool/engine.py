@@ -77,6 +77,12 @@ class Predictor:
     def predict(self, batch: list[Any]) -> list[dict]:
         raise NotImplementedError
 
+    rechecks: bool = False  # takes --recheck-margin (an int8 classifier: tasktool.tasks.recheck)
+
+    def run_note(self) -> str | None:
+        """One line shown after the run's record count (not with --quiet), where the task has one."""
+        return None
+
     def display(self, record: dict) -> dict[str, str]:
         """Columns for the people-facing table; the default shows every result field."""
         return {k: short(v) for k, v in record.items() if k not in ("id", "input")}

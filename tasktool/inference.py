@@ -84,6 +84,12 @@ def run_inference(
     if is_stdout(output):  # `--output -`: stdout, JSON Lines unless --format says otherwise
         output, fmt = None, ("jsonl" if fmt in ("auto", "none") else fmt)
     check_ranges(opts)
+    if opts.recheck_margin is not None and not spec.load_predictor().rechecks:
+        raise TaskToolError(
+            f"--recheck-margin applies to a sentence classifier's int8 export, not to {spec.name}",
+            "drop --recheck-margin",
+            exit_code=2,
+        )
     if output is not None:
         check_output_path(output)
         refuse_overlap(output, "--output", _input_paths(spec, source, opts))
@@ -172,6 +178,9 @@ def _run(
 
         where = f"written to {output}" if output is not None else "on stdout"
         info(f"{count} record{'s' if count != 1 else ''} {where}" + (" (smoke run)" if smoke else ""))
+        note = predictor.run_note()
+        if note:
+            info(note)
     return count
 
 

@@ -55,6 +55,9 @@ class InferOptions:
     # auto: ONNX Runtime for a `tasktool export` folder, torch otherwise; onnxruntime on a torch model
     # exports it once into a cache folder (tasktool.export.cache)
     backend: str = "auto"
+    # an int8 export's classifier: rows whose two best label scores are closer than this run again on
+    # the export's float32 graph (tasktool.tasks.classes.Rechecker)
+    recheck_margin: float | None = None
 
     def generation_kwargs(self, default_max_new_tokens: int) -> dict:
         kwargs: dict = {"max_new_tokens": self.max_new_tokens or default_max_new_tokens}
@@ -92,6 +95,7 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "max_answer_length": (1, True, None, False),
     "threshold": (0, True, 1, True),
     "chunk_length": (0, False, None, False),
+    "recheck_margin": (0, False, 1, True),
 }
 
 

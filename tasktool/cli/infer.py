@@ -114,6 +114,12 @@ BackendOpt = option(
     "model is exported once to a cache folder).",
     G_MODEL,
 )
+RecheckOpt = option(
+    float | None,
+    "Classification on an int8 export: rows whose two best label scores are closer than this run again "
+    "on its float32 graph (e.g. 0.5).",
+    G_MODEL,
+)
 MaxLengthOpt = option(int | None, "Truncate inputs to this many tokens.", G_TASK)
 TopKOpt = option(int | None, "Labels/fills to return; sampling top-k for generation.", G_TASK)
 AggregationOpt = option(str, "NER entity grouping: none, simple, first, average, max.", G_TASK)
@@ -218,6 +224,7 @@ def infer(
     load_in_4bit: FourBitOpt = False,
     load_in_8bit: EightBitOpt = False,
     backend: BackendOpt = "auto",
+    recheck_margin: RecheckOpt = None,
 ):
     from dataclasses import fields
 

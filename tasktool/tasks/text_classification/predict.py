@@ -10,6 +10,14 @@ class TextClassification(TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
     arrays = "numpy"  # an exported model runs without torch
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
+    rechecks = True
+    rechecker = None  # --recheck-margin on an int8 export (tasktool.tasks.recheck)
+
+    def specialise(self, model):
+        if self.opts.recheck_margin is not None:
+            from tasktool.tasks.recheck import Rechecker
+
+            self.rechecker = Rechecker(model, self.opts.recheck_margin)
 
     def prepare(self, payload):
         if isinstance(payload, dict):  # a sentence pair
@@ -25,10 +33,13 @@ class TextClassification(TextPredictor):
     def predict(self, batch):
         from tasktool.tasks.arrays import sigmoid, softmax, to_numpy, top_k
 
-        logits = to_numpy(self.model(**self.collate(batch)).logits)
+        inputs = self.collate(batch)
+        logits = to_numpy(self.model(**inputs).logits)
         config = self.model.config
         multi = getattr(config, "problem_type", None) == "multi_label_classification"
         probs = sigmoid(logits) if multi else softmax(logits)
+        if self.rechecker is not None:
+            probs = self.rechecker.scores(probs, inputs, sigmoid if multi else softmax)
         k = min(self.opts.top_k or 1, probs.shape[-1])
         scores, ids = top_k(probs, k)
         id2label = config.id2label or {}
@@ -43,6 +54,9 @@ class TextClassification(TextPredictor):
                 record["labels"] = labels
             out.append(record)
         return out
+
+    def run_note(self):
+        return self.rechecker.note() if self.rechecker is not None else None
 
     def display(self, record):
         return {"label": str(record["label"]), "score": f"{record['score']:.3f}"}

@@ -1,0 +1,55 @@
+"""An int8 classifier checked where it is unsure (`--recheck-margin`).
+
+int8 arithmetic moves a classifier's scores a little, which changes a label only where the two best
+labels were close. The rows whose two best int8 scores are closer than the margin run again on the
+float32 graph the export keeps beside the int8 one, and take its scores: the labels are float32's
+wherever int8 could have flipped them, at the cost of the few rows that are close (benchmarks/onnx_speed.py:
+on MiniLM sentiment, margin 0.5 re-ran about 4% of the rows, README "int8 with a float32 recheck").
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from tasktool.tasks.arrays import to_numpy
+
+
+def close_rows(scores: np.ndarray, margin: float) -> np.ndarray:
+    """The rows whose best and second-best scores are less than `margin` apart."""
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        return np.zeros(0, dtype=np.int64)
+    top2 = -np.partition(-scores, 1, axis=1)[:, :2]
+    return np.flatnonzero(top2[:, 0] - top2[:, 1] < margin)
+
+
+class Rechecker:
+    """The export's float32 graph, run on the close rows of each int8 batch; counts what it re-ran."""
+
+    def __init__(self, model, margin: float):
+        from tasktool import backends
+
+        self.model = backends.float_model(model)
+        self.margin = margin
+        self.rows = self.rechecked = 0
+        self._lock = threading.Lock()  # batches may run on two threads at once
+
+    def scores(self, scores: np.ndarray, inputs: dict, to_scores) -> np.ndarray:
+        """`scores` with the close rows' replaced by the float32 graph's (`to_scores`: logits -> scores)."""
+        close = close_rows(scores, self.margin)
+        with self._lock:
+            self.rows += len(scores)
+            self.rechecked += len(close)
+        if close.size == 0:
+            return scores
+        again = to_numpy(self.model(**{name: value[close] for name, value in inputs.items()}).logits)
+        scores = scores.copy()
+        scores[close] = to_scores(again)
+        return scores
+
+    def note(self) -> str:
+        return (
+            f"--recheck-margin {self.margin:g}: {self.rechecked} of {self.rows} rows ran again on the "
+            "float32 graph"
+        )

@@ -1,0 +1,124 @@
+"""`--recheck-margin`: an int8 classifier's close rows run again on the export's float32 graph.
+
+On tiny random models every score sits near uniform, so the margin is set between the rows' own
+top-two gaps: the rows below it must carry the float32 graph's scores, the others the int8 graph's.
+benchmarks/onnx_speed.py measures what it buys on the real MiniLM (labels agreeing with float32, speed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_user_error
+
+import tasktool.api as api
+from tasktool.tasks.recheck import close_rows
+
+LABELS = ["NEGATIVE", "POSITIVE", "NEUTRAL"]
+TEXTS = [
+    "A wonderful film",
+    "Dull, far too long and badly acted",
+    "ok",
+    "The plot made no sense at all, yet I laughed",
+    "Brilliant cast",
+    "I want my two hours back",
+    "fine",
+    "An honest, moving story",
+]
+
+
+def test_close_rows_are_those_whose_two_best_scores_are_nearer_than_the_margin():
+    scores = np.array([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33], [0.1, 0.1, 0.8], [0.45, 0.1, 0.45]])
+    assert close_rows(scores, 0.05).tolist() == [1, 3]
+    assert close_rows(scores, 0.25).tolist() == [0, 1, 3]
+    assert close_rows(scores[:, :1], 0.5).size == 0  # one score: nothing to compare
+
+
+def _as_default(folder: Path, file: str, tmp_path: Path) -> Path:
+    copy = tmp_path / f"{folder.name}-{file}"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "export.json").read_text())
+    manifest["default"] = file
+    (copy / "export.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def int8_export(tiny, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("recheck") / "int8"
+    api.export("text-classification", str(tiny("text-classification", labels=LABELS)), output_dir=out,
+               optimize="O2", quantize="int8")  # fmt: skip
+    return out
+
+
+def _gap(record: dict) -> float:
+    return record["labels"][0]["score"] - record["labels"][1]["score"]
+
+
+def test_rows_closer_than_the_margin_get_the_float32_graphs_scores_and_the_others_keep_int8s(
+    int8_export, tmp_path
+):
+    task = "text-classification"
+    int8 = api.infer(task, TEXTS, model=str(int8_export), device="cpu", top_k=3)
+    float32 = api.infer(
+        task,
+        TEXTS,
+        model=str(_as_default(int8_export, "model_optimized.onnx", tmp_path)),
+        device="cpu",
+        top_k=3,
+    )
+    gaps = sorted(_gap(r) for r in int8)
+    # a margin in the widest space between two middle rows' gaps (records round scores to 6 decimals)
+    split = max(range(2, len(gaps) - 2), key=lambda i: gaps[i] - gaps[i - 1])
+    margin = (gaps[split - 1] + gaps[split]) / 2
+    mixed = api.infer(task, TEXTS, model=str(int8_export), device="cpu", top_k=3, recheck_margin=margin)
+    rechecked = 0
+    for got, low, high in zip(mixed, int8, float32, strict=True):
+        want = high if _gap(low) < margin else low
+        rechecked += want is high
+        assert [x["label"] for x in got["labels"]] == [x["label"] for x in want["labels"]]
+        assert [x["score"] for x in got["labels"]] == pytest.approx(
+            [x["score"] for x in want["labels"]], abs=1e-5
+        )
+    assert rechecked == split
+    # the two graphs' scores differ, so the rows above show which graph each came from
+    assert any(a["labels"] != b["labels"] for a, b in zip(int8, float32, strict=True))
+
+
+def test_the_run_says_how_many_rows_ran_again(cli, int8_export, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = cli("infer", "sentiment", *TEXTS, "--model", int8_export, "--recheck-margin", "1", "-o", out)
+    assert result.code == 0, result.err
+    assert f"{len(TEXTS)} of {len(TEXTS)} rows ran again on the float32 graph" in result.err
+    assert len(out.read_text().splitlines()) == len(TEXTS)
+
+
+def test_recheck_margin_where_it_cannot_apply_is_a_usage_error(cli, tiny, int8_export, tmp_path):
+    torch_model = tiny("text-classification", labels=LABELS)
+    assert_user_error(
+        cli("infer", "sentiment", "hi", "--model", torch_model, "--recheck-margin", "0.5"),
+        "int8 export",
+        code=2,
+    )
+    float_only = _as_default(int8_export, "model_optimized.onnx", tmp_path)
+    manifest = json.loads((float_only / "export.json").read_text())
+    manifest["quantize"] = None
+    (float_only / "export.json").write_text(json.dumps(manifest))
+    assert_user_error(
+        cli("infer", "sentiment", "hi", "--model", float_only, "--recheck-margin", "0.5"),
+        "int8 export",
+        code=2,
+    )
+    assert_user_error(
+        cli("infer", "ner", "John", "--recheck-margin", "0.5"), "not to token-classification", code=2
+    )
+    for bad in ("0", "1.5"):
+        assert_user_error(
+            cli("infer", "sentiment", "hi", "--model", int8_export, "--recheck-margin", bad),
+            "--recheck-margin",
+            code=2,
+        )
