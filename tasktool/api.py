@@ -302,7 +302,7 @@ def serve(
     import os
 
     from tasktool.errors import TaskToolError
-    from tasktool.options import InferOptions
+    from tasktool.options import InferOptions, check_options
     from tasktool.tasks.registry import resolve
 
     spec = resolve(task)
@@ -341,6 +341,7 @@ def serve(
         allow_urls=allow_urls,
     )
     opts = InferOptions(model=model, **options)
+    check_options(spec, opts)
     if not opts.model:
         opts.model = spec.default_model
     from tasktool import runtime

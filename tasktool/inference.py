@@ -77,19 +77,13 @@ def run_inference(
     from tasktool.distributed import group
     from tasktool.io.outputs import OutputLock, refuse_overlap
     from tasktool.io.writers import FORMATS, check_output_path, is_stdout
-    from tasktool.options import check_ranges
+    from tasktool.options import check_options
 
     if fmt not in (*FORMATS, "none"):  # option values are checked before anything loads
         raise TaskToolError(f"unknown --format '{fmt}'", f"use one of {', '.join(FORMATS)}")
     if is_stdout(output):  # `--output -`: stdout, JSON Lines unless --format says otherwise
         output, fmt = None, ("jsonl" if fmt in ("auto", "none") else fmt)
-    check_ranges(opts)
-    if opts.recheck_margin is not None and not spec.load_predictor().rechecks:
-        raise TaskToolError(
-            f"--recheck-margin applies to a sentence classifier's int8 export, not to {spec.name}",
-            "drop --recheck-margin",
-            exit_code=2,
-        )
+    check_options(spec, opts)
     if output is not None:
         check_output_path(output)
         refuse_overlap(output, "--output", _input_paths(spec, source, opts))

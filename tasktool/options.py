@@ -138,3 +138,17 @@ def check_ranges(opts: InferOptions) -> None:
                 f"{flag} must be {describe_range(*bounds)}, got {value:g}",
                 f"pass a value {describe_range(*bounds)}",
             )
+
+
+def check_options(spec, opts: InferOptions) -> None:
+    """What `infer` and `serve` check of the options before any model loads: ranges, and options the
+    task cannot take."""
+    from tasktool.errors import TaskToolError
+
+    check_ranges(opts)
+    if opts.recheck_margin is not None and not spec.load_predictor().rechecks:
+        raise TaskToolError(
+            f"--recheck-margin applies to a sentence classifier's int8 export, not to {spec.name}",
+            "drop --recheck-margin",
+            exit_code=2,
+        )

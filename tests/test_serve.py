@@ -545,6 +545,11 @@ def test_bad_serve_options_are_one_line_errors(cli, classifier):
         cli("serve", "sentiment", "--model", classifier, "--max-request-mb", "0"), "max-request-mb"
     )
     assert_user_error(cli("serve", "sentiment", "--model", classifier, "--port", "70000"), "port")
+    # the infer options are checked as `tasktool infer` checks them, before the port is taken
+    assert_user_error(cli("serve", "sentiment", "--model", classifier, "--top-k", "0"), "--top-k", code=2)
+    assert_user_error(
+        cli("serve", "ner", "--model", classifier, "--recheck-margin", "0.5"), "--recheck-margin", code=2
+    )
 
 
 # ------------------------------------------------------------------------- chat with a real chat model

@@ -23,6 +23,7 @@ from tasktool.cli.infer import (
     LanguageOpt,
     MaxLengthOpt,
     NewTokensOpt,
+    RecheckOpt,
     SampleOpt,
     SourceLangOpt,
     StrideOpt,
@@ -128,6 +129,7 @@ def serve(
     language: LanguageOpt = None,
     return_timestamps: TimestampsOpt = False,
     subtask: SubtaskOpt = "panoptic",
+    recheck_margin: RecheckOpt = None,
 ):
     import gc
 
@@ -179,6 +181,7 @@ def serve(
         language=language,
         return_timestamps=return_timestamps,
         subtask=subtask,
+        recheck_margin=recheck_margin,
     )
     # The process ends next: keep the model's objects out of the interpreter's last garbage collections
     # (they walk every object; the memory goes back to the system anyway), so a stopped server is gone

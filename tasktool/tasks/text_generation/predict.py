@@ -27,7 +27,7 @@ class TextGeneration(TextPredictor):
 
     @classmethod
     def default_batch_for(cls, model: str) -> int:
-        """64 on an exported decoder: its prompt pass runs in length groups of 16 whatever the batch,
+        """64 on an exported decoder: its prompt pass runs in length groups of 8 whatever the batch,
         so a larger batch only means fewer, fuller decode steps (benchmarks/onnx_generation.py)."""
         from tasktool import backends
 
