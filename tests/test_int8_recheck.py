@@ -89,6 +89,27 @@ def test_rows_closer_than_the_margin_get_the_float32_graphs_scores_and_the_other
     assert any(a["labels"] != b["labels"] for a, b in zip(int8, float32, strict=True))
 
 
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def test_a_token_classifier_reruns_the_sentences_with_a_close_token_on_the_float32_graph(tiny, tmp_path):
+    """Margin 1 makes every sentence close (some token's two best scores are always less than 1
+    apart): the records are then the float32 graph's; a margin no gap is under leaves int8's."""
+    task = "token-classification"
+    out = tmp_path / "ner-int8"
+    api.export(task, str(tiny(task, labels=NER_LABELS)), output_dir=out, optimize="O2", quantize="int8")
+    float_folder = str(_as_default(out, "model_optimized.onnx", tmp_path))
+    texts = ["John lives in Paris", "Mary met Smith in London on monday", "Berlin", "the cat sat"]
+    float32 = api.infer(task, texts, model=float_folder, device="cpu")
+    int8 = api.infer(task, texts, model=str(out), device="cpu")
+    assert int8 != float32  # scores differ, so the records show which graph ran
+    assert api.infer(task, texts, model=str(out), device="cpu", recheck_margin=1.0) == float32
+    assert api.infer(task, texts, model=str(out), device="cpu", recheck_margin=1e-12) == int8
+    words = [["John", "lives", "in", "Paris"], ["Berlin"]]
+    rechecked = api.infer(task, words, model=str(out), device="cpu", recheck_margin=1.0)
+    assert rechecked == api.infer(task, words, model=float_folder, device="cpu")
+
+
 def test_the_run_says_how_many_rows_ran_again(cli, int8_export, tmp_path):
     out = tmp_path / "out.jsonl"
     result = cli("infer", "sentiment", *TEXTS, "--model", int8_export, "--recheck-margin", "1", "-o", out)
@@ -114,7 +135,7 @@ def test_recheck_margin_where_it_cannot_apply_is_a_usage_error(cli, tiny, int8_e
         code=2,
     )
     assert_user_error(
-        cli("infer", "ner", "John", "--recheck-margin", "0.5"), "not to token-classification", code=2
+        cli("infer", "fill-mask", "a [MASK]", "--recheck-margin", "0.5"), "not to fill-mask", code=2
     )
     for bad in ("0", "1.5"):
         assert_user_error(

@@ -1,10 +1,10 @@
 """An int8 classifier checked where it is unsure (`--recheck-margin`).
 
 int8 arithmetic moves a classifier's scores a little, which changes a label only where the two best
-labels were close. The rows whose two best int8 scores are closer than the margin run again on the
-float32 graph the export keeps beside the int8 one, and take its scores: the labels are float32's
-wherever int8 could have flipped them, at the cost of the few rows that are close (benchmarks/onnx_speed.py:
-on MiniLM sentiment, margin 0.5 re-ran about 4% of the rows, README "int8 with a float32 recheck").
+labels were close. The rows whose two best int8 scores are closer than the margin (for a token
+classifier: at any of the row's tokens) run again on the float32 graph the export keeps beside the
+int8 one, and take its scores: the labels are float32's wherever int8 could have flipped them, at the
+cost of the rows that are close (benchmarks/onnx_speed.py; README "int8 with a float32 recheck").
 """
 
 from __future__ import annotations
@@ -16,12 +16,17 @@ import numpy as np
 from tasktool.tasks.arrays import to_numpy
 
 
-def close_rows(scores: np.ndarray, margin: float) -> np.ndarray:
-    """The rows whose best and second-best scores are less than `margin` apart."""
-    if scores.ndim != 2 or scores.shape[1] < 2:
+def close_rows(scores: np.ndarray, margin: float, counts: np.ndarray | None = None) -> np.ndarray:
+    """The rows whose best and second-best scores are less than `margin` apart: `scores` is (rows,
+    labels), or (rows, tokens, labels) where a row is close when any of its tokens is (`counts`:
+    (rows, tokens) booleans, the tokens that make the row's record; None: all of them)."""
+    if scores.shape[-1] < 2:
         return np.zeros(0, dtype=np.int64)
-    top2 = -np.partition(-scores, 1, axis=1)[:, :2]
-    return np.flatnonzero(top2[:, 0] - top2[:, 1] < margin)
+    top2 = -np.partition(-scores, 1, axis=-1)[..., :2]
+    gap = top2[..., 0] - top2[..., 1]
+    if gap.ndim == 2:
+        gap = np.where(counts, gap, np.inf).min(axis=1) if counts is not None else gap.min(axis=1)
+    return np.flatnonzero(gap < margin)
 
 
 class Rechecker:
@@ -35,9 +40,10 @@ class Rechecker:
         self.rows = self.rechecked = 0
         self._lock = threading.Lock()  # batches may run on two threads at once
 
-    def scores(self, scores: np.ndarray, inputs: dict, to_scores) -> np.ndarray:
-        """`scores` with the close rows' replaced by the float32 graph's (`to_scores`: logits -> scores)."""
-        close = close_rows(scores, self.margin)
+    def scores(self, scores: np.ndarray, inputs: dict, to_scores, counts=None) -> np.ndarray:
+        """`scores` with the close rows' replaced by the float32 graph's (`to_scores`: logits -> scores;
+        `counts`: for token scores, the tokens that make each row's record)."""
+        close = close_rows(scores, self.margin, counts)
         with self._lock:
             self.rows += len(scores)
             self.rechecked += len(close)

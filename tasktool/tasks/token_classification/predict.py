@@ -174,6 +174,21 @@ def word_record(best: list, top: list, item: dict, id2label: dict) -> dict:
     return {"tags": tags, "entities": group_units(units, id2label, text)}
 
 
+def _labelled(batch: list[dict], width: int):
+    """(rows, tokens) booleans: the tokens whose labels make each item's record (no special token, no
+    piece without text, no padding; a word list's first pieces and the rest of its words' pieces)."""
+    import numpy as np
+
+    counts = np.zeros((len(batch), width), dtype=bool)
+    for row, item in enumerate(batch):
+        if "words" in item:
+            marks = [w is not None for w in item["word_ids"]]
+        else:
+            marks = [not s and a != b for s, (a, b) in zip(item["special"], item["offsets"], strict=True)]
+        counts[row, : len(marks)] = marks
+    return counts
+
+
 class TokenClassification(TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
 
@@ -194,6 +209,17 @@ class TokenClassification(TextPredictor):
     batch_tokenize = True
     tokenize_kwargs = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
     arrays = "numpy"  # an exported model runs without torch
+    rechecks = True
+    rechecker = None  # --recheck-margin on an int8 export (tasktool.tasks.recheck)
+
+    def specialise(self, model):
+        if self.opts.recheck_margin is not None:
+            from tasktool.tasks.recheck import Rechecker
+
+            self.rechecker = Rechecker(model, self.opts.recheck_margin)
+
+    def run_note(self):
+        return self.rechecker.note() if self.rechecker is not None else None
 
     def prepare(self, payload):
         if isinstance(payload, (list, tuple)):
@@ -231,7 +257,10 @@ class TokenClassification(TextPredictor):
     def predict(self, batch):
         from tasktool.tasks.arrays import softmax, to_numpy
 
-        probs = softmax(to_numpy(self.model(**self.collate(batch)).logits))
+        inputs = self.collate(batch)
+        probs = softmax(to_numpy(self.model(**inputs).logits))
+        if self.rechecker is not None:
+            probs = self.rechecker.scores(probs, inputs, softmax, counts=_labelled(batch, probs.shape[1]))
         bests, tops = probs.argmax(-1).tolist(), probs.max(-1).tolist()
         id2label = self.id2label or {i: f"LABEL_{i}" for i in range(probs.shape[-1])}
         if any("words" in item for item in batch):
