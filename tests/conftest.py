@@ -104,3 +104,15 @@ def assert_user_error(result: Result, *words: str, code: int | None = None) -> N
     assert len(error_lines) == 1, result.err
     for word in words:
         assert word.lower() in result.err.lower(), (word, result.err)
+
+
+def graph_as_default(folder: Path, file: str, tmp_path: Path) -> Path:
+    """A copy of an exported folder whose manifest makes `file` the graph inference runs."""
+    import shutil
+
+    copy = tmp_path / f"{folder.name}-{file}"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "export.json").read_text())
+    manifest["default"] = file
+    (copy / "export.json").write_text(json.dumps(manifest))
+    return copy

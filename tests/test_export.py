@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, assert_user_error
+from conftest import FIXTURES, assert_user_error, graph_as_default
 
 import tasktool.api as api
 from tasktool.errors import TaskToolError
@@ -76,16 +76,6 @@ def _close(a, b, path="record"):
         assert a == b, (path, a, b)
 
 
-def _graph(folder: Path, file: str, tmp_path: Path) -> Path:
-    """A copy of an exported folder whose manifest makes `file` the graph inference runs."""
-    copy = tmp_path / f"{folder.name}-{file}"
-    shutil.copytree(folder, copy)
-    manifest = json.loads((copy / "export.json").read_text())
-    manifest["default"] = file
-    (copy / "export.json").write_text(json.dumps(manifest))
-    return copy
-
-
 def _well_formed(task: str, records: list[dict], reference: list[dict]) -> None:
     assert [r["id"] for r in records] == [r["id"] for r in reference]
     for record, ref in zip(records, reference, strict=True):
@@ -119,7 +109,9 @@ def test_exported_graphs_give_the_torch_records(task, tiny, tmp_path):
     options = {"top_k": 3} if task in ("text-classification", "fill-mask") else {}
     want = api.infer(task, model=str(source), device="cpu", **inputs, **options)
     for file in ("model.onnx", "model_optimized.onnx"):
-        got = api.infer(task, model=str(_graph(out, file, tmp_path)), device="cpu", **inputs, **options)
+        got = api.infer(
+            task, model=str(graph_as_default(out, file, tmp_path)), device="cpu", **inputs, **options
+        )
         _close(got, want)
     int8 = api.infer(task, model=str(out), device="cpu", **inputs, **options)
     _well_formed(task, int8, want)

@@ -8,12 +8,11 @@ benchmarks/onnx_speed.py measures what it buys on the real MiniLM (labels agreei
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error
+from conftest import assert_user_error, graph_as_default
 
 import tasktool.api as api
 from tasktool.tasks.recheck import close_rows
@@ -38,15 +37,6 @@ def test_close_rows_are_those_whose_two_best_scores_are_nearer_than_the_margin()
     assert close_rows(scores[:, :1], 0.5).size == 0  # one score: nothing to compare
 
 
-def _as_default(folder: Path, file: str, tmp_path: Path) -> Path:
-    copy = tmp_path / f"{folder.name}-{file}"
-    shutil.copytree(folder, copy)
-    manifest = json.loads((copy / "export.json").read_text())
-    manifest["default"] = file
-    (copy / "export.json").write_text(json.dumps(manifest))
-    return copy
-
-
 @pytest.fixture(scope="module")
 def int8_export(tiny, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("recheck") / "int8"
@@ -67,7 +57,7 @@ def test_rows_closer_than_the_margin_get_the_float32_graphs_scores_and_the_other
     float32 = api.infer(
         task,
         TEXTS,
-        model=str(_as_default(int8_export, "model_optimized.onnx", tmp_path)),
+        model=str(graph_as_default(int8_export, "model_optimized.onnx", tmp_path)),
         device="cpu",
         top_k=3,
     )
@@ -98,7 +88,7 @@ def test_a_token_classifier_reruns_the_sentences_with_a_close_token_on_the_float
     task = "token-classification"
     out = tmp_path / "ner-int8"
     api.export(task, str(tiny(task, labels=NER_LABELS)), output_dir=out, optimize="O2", quantize="int8")
-    float_folder = str(_as_default(out, "model_optimized.onnx", tmp_path))
+    float_folder = str(graph_as_default(out, "model_optimized.onnx", tmp_path))
     texts = ["John lives in Paris", "Mary met Smith in London on monday", "Berlin", "the cat sat"]
     float32 = api.infer(task, texts, model=float_folder, device="cpu")
     int8 = api.infer(task, texts, model=str(out), device="cpu")
@@ -125,7 +115,7 @@ def test_recheck_margin_where_it_cannot_apply_is_a_usage_error(cli, tiny, int8_e
         "int8 export",
         code=2,
     )
-    float_only = _as_default(int8_export, "model_optimized.onnx", tmp_path)
+    float_only = graph_as_default(int8_export, "model_optimized.onnx", tmp_path)
     manifest = json.loads((float_only / "export.json").read_text())
     manifest["quantize"] = None
     (float_only / "export.json").write_text(json.dumps(manifest))

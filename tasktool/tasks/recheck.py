@@ -59,3 +59,19 @@ class Rechecker:
             f"--recheck-margin {self.margin:g}: {self.rechecked} of {self.rows} rows ran again on the "
             "float32 graph"
         )
+
+
+class Rechecks:
+    """Mixed into a classifier's predictor: takes --recheck-margin; predict() passes its scores through
+    `self.rechecker.scores` when it is set."""
+
+    rechecks = True
+    rechecker: Rechecker | None = None
+
+    def specialise(self, model):
+        super().specialise(model)
+        if self.opts.recheck_margin is not None:
+            self.rechecker = Rechecker(model, self.opts.recheck_margin)
+
+    def run_note(self):
+        return self.rechecker.note() if self.rechecker is not None else None

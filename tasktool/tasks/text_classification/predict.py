@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from tasktool.errors import ItemError
+from tasktool.tasks.recheck import Rechecks
 from tasktool.tasks.text import TextPredictor
 
 
-class TextClassification(TextPredictor):
+class TextClassification(Rechecks, TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
     arrays = "numpy"  # an exported model runs without torch
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
-    rechecks = True
-    rechecker = None  # --recheck-margin on an int8 export (tasktool.tasks.recheck)
-
-    def specialise(self, model):
-        if self.opts.recheck_margin is not None:
-            from tasktool.tasks.recheck import Rechecker
-
-            self.rechecker = Rechecker(model, self.opts.recheck_margin)
 
     def prepare(self, payload):
         if isinstance(payload, dict):  # a sentence pair
@@ -54,9 +47,6 @@ class TextClassification(TextPredictor):
                 record["labels"] = labels
             out.append(record)
         return out
-
-    def run_note(self):
-        return self.rechecker.note() if self.rechecker is not None else None
 
     def display(self, record):
         return {"label": str(record["label"]), "score": f"{record['score']:.3f}"}

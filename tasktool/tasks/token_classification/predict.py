@@ -9,6 +9,7 @@ give each whole word one label, so a word is never split across entities. Label 
 from __future__ import annotations
 
 from tasktool.errors import TaskToolError
+from tasktool.tasks.recheck import Rechecks
 from tasktool.tasks.text import TextPredictor
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
@@ -189,7 +190,7 @@ def _labelled(batch: list[dict], width: int):
     return counts
 
 
-class TokenClassification(TextPredictor):
+class TokenClassification(Rechecks, TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
 
     def __init__(self, spec, opts, **model_kwargs):
@@ -209,17 +210,6 @@ class TokenClassification(TextPredictor):
     batch_tokenize = True
     tokenize_kwargs = {"return_offsets_mapping": True, "return_special_tokens_mask": True}
     arrays = "numpy"  # an exported model runs without torch
-    rechecks = True
-    rechecker = None  # --recheck-margin on an int8 export (tasktool.tasks.recheck)
-
-    def specialise(self, model):
-        if self.opts.recheck_margin is not None:
-            from tasktool.tasks.recheck import Rechecker
-
-            self.rechecker = Rechecker(model, self.opts.recheck_margin)
-
-    def run_note(self):
-        return self.rechecker.note() if self.rechecker is not None else None
 
     def prepare(self, payload):
         if isinstance(payload, (list, tuple)):
