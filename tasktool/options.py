@@ -148,7 +148,7 @@ def check_options(spec, opts: InferOptions) -> None:
     check_ranges(opts)
     if opts.recheck_margin is not None and not spec.load_predictor().rechecks:
         raise TaskToolError(
-            f"--recheck-margin applies to int8 exports of classifiers (of texts or tokens), not to {spec.name}",
+            f"--recheck-margin applies to int8 exports of classifiers (texts, tokens, images, audio), not to {spec.name}",
             "drop --recheck-margin",
             exit_code=2,
         )

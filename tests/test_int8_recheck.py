@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, graph_as_default
+from conftest import FIXTURES, assert_user_error, graph_as_default
 
 import tasktool.api as api
 from tasktool.tasks.recheck import close_rows
@@ -133,3 +133,19 @@ def test_recheck_margin_where_it_cannot_apply_is_a_usage_error(cli, tiny, int8_e
             "--recheck-margin",
             code=2,
         )
+
+
+@pytest.mark.parametrize("task", ["image-classification", "audio-classification"])
+def test_image_and_audio_classifiers_rerun_their_close_rows_on_the_float32_graph(task, tiny, tmp_path):
+    labels = ["cat", "dog", "bird"] if task == "image-classification" else ["zero", "three", "seven"]
+    out = tmp_path / "int8"
+    api.export(task, str(tiny(task, labels=labels)), output_dir=out, quantize="int8")
+    if task == "image-classification":
+        inputs = [str(p) for p in sorted((FIXTURES / "images").glob("*.jpg"))]
+    else:
+        inputs = [str(FIXTURES / "audio" / n) for n in ("3_jackson_5.wav", "7_george_5.wav")]
+    float32 = api.infer(task, inputs, model=str(graph_as_default(out, "model.onnx", tmp_path)), device="cpu")
+    int8 = api.infer(task, inputs, model=str(out), device="cpu")
+    assert int8 != float32  # scores differ, so the records show which graph ran
+    assert api.infer(task, inputs, model=str(out), device="cpu", recheck_margin=1.0) == float32
+    assert api.infer(task, inputs, model=str(out), device="cpu", recheck_margin=1e-12) == int8

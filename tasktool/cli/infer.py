@@ -116,8 +116,8 @@ BackendOpt = option(
 )
 RecheckOpt = option(
     float | None,
-    "Classification on an int8 export: rows whose two best label scores are closer than this run again "
-    "on its float32 graph (e.g. 0.5).",
+    "Classifiers (text, token, image, audio) on an int8 export: rows whose two best label scores are "
+    "closer than this run again on its float32 graph (e.g. 0.5; NER: a sentence with any close token).",
     G_MODEL,
 )
 MaxLengthOpt = option(int | None, "Truncate inputs to this many tokens.", G_TASK)

@@ -49,7 +49,8 @@ class Rechecker:
             self.rechecked += len(close)
         if close.size == 0:
             return scores
-        again = to_numpy(self.model(**{name: value[close] for name, value in inputs.items()}).logits)
+        rows = {name: value[close] for name, value in inputs.items() if hasattr(value, "shape")}
+        again = to_numpy(self.model(**rows).logits)
         scores = scores.copy()
         scores[close] = to_scores(again)
         return scores
@@ -68,10 +69,25 @@ class Rechecks:
     rechecks = True
     rechecker: Rechecker | None = None
 
-    def specialise(self, model):
+    def specialise(self, model):  # the text predictors' hook after the load
         super().specialise(model)
+        self.start_rechecks(model)
+
+    def start_rechecks(self, model) -> None:
+        """Open the float32 graph when --recheck-margin is given (a one-line error where it cannot apply)."""
         if self.opts.recheck_margin is not None:
             self.rechecker = Rechecker(model, self.opts.recheck_margin)
+
+    def rechecked_torch(self, probs, inputs: dict, multi: bool):
+        """A torch predictor's (rows, labels) scores with the close rows' rerun on the float32 graph."""
+        if self.rechecker is None:
+            return probs
+        import torch
+
+        from tasktool.tasks.arrays import sigmoid, softmax
+
+        scores = self.rechecker.scores(probs.cpu().numpy(), inputs, sigmoid if multi else softmax)
+        return torch.from_numpy(scores)
 
     def run_note(self):
         return self.rechecker.note() if self.rechecker is not None else None

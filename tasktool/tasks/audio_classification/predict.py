@@ -7,9 +7,10 @@ import numpy as np
 from tasktool.engine import Predictor
 from tasktool.errors import ItemError
 from tasktool.io.audio import load_audio, padding_groups
+from tasktool.tasks.recheck import Rechecks
 
 
-class AudioClassification(Predictor):
+class AudioClassification(Rechecks, Predictor):
     window = 64  # decoded clips are held until their batch runs
 
     def __init__(self, spec, opts):
@@ -33,6 +34,7 @@ class AudioClassification(Predictor):
         self.sr = int(self.feature_extractor.sampling_rate)
         # Without an attention mask, padding changes group-normed models' outputs: batch equal lengths only.
         self.pad_ok = bool(getattr(self.feature_extractor, "return_attention_mask", False))
+        self.start_rechecks(self.model)
 
     def prepare(self, payload) -> np.ndarray:
         if not isinstance(payload, str) or not payload.strip():
@@ -64,6 +66,7 @@ class AudioClassification(Predictor):
             value = value.to(self.device)
             inputs[key] = value.to(self.dtype) if value.is_floating_point() else value
         probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1)
+        probs = self.rechecked_torch(probs, inputs, multi=False)
         k = min(self.opts.top_k or 5, probs.shape[-1])
         scores, ids = probs.topk(k, dim=-1)
         id2label = self.model.config.id2label or {}

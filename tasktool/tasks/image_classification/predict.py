@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from tasktool.tasks.recheck import Rechecks
 from tasktool.tasks.vision import VisionPredictor
 
 DEFAULT_TOP_K = 5
 
 
-class ImageClassification(VisionPredictor):
+class ImageClassification(Rechecks, VisionPredictor):
+    def __init__(self, spec, opts):
+        super().__init__(spec, opts)
+        self.start_rechecks(self.model)
+
     def run(self, images, inputs, refs):
         import torch
 
         logits = self.forward(inputs).logits.float()
         multi = getattr(self.model.config, "problem_type", None) == "multi_label_classification"
         probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        probs = self.rechecked_torch(probs, inputs, multi)
         k = max(1, min(self.opts.top_k or DEFAULT_TOP_K, probs.shape[-1]))
         scores, ids = probs.topk(k, dim=-1)
         out = []
