@@ -548,7 +548,9 @@ def test_bad_serve_options_are_one_line_errors(cli, classifier):
     # the infer options are checked as `tasktool infer` checks them, before the port is taken
     assert_user_error(cli("serve", "sentiment", "--model", classifier, "--top-k", "0"), "--top-k", code=2)
     assert_user_error(
-        cli("serve", "fill-mask", "--model", classifier, "--recheck-margin", "0.5"), "--recheck-margin", code=2
+        cli("serve", "fill-mask", "--model", classifier, "--recheck-margin", "0.5"),
+        "--recheck-margin",
+        code=2,
     )
 
 
