@@ -39,7 +39,8 @@ def _run(step: str, args: list[str], env: dict) -> None:
     print(f"({time.time() - start:.0f} s)", flush=True)
 
 
-def main(out: str = "demo-out") -> None:
+def main(out: str = "demo-out", smoke: bool = False) -> None:
+    """`smoke`: fine-tune a shrunk random model on a few reviews instead (seconds, for the tests)."""
     from tasktool.runtime import offline_base_model
 
     base = offline_base_model()
@@ -68,6 +69,7 @@ def main(out: str = "demo-out") -> None:
             "--output-dir",
             str(model_dir),
             *SETTINGS,
+            *(["--smoke"] if smoke else []),
         ],
         env,
     )
@@ -81,7 +83,7 @@ def main(out: str = "demo-out") -> None:
             "--data",
             str(model_dir / "eval.jsonl"),
             "--output",
-            str(model_dir / "eval_metrics.json"),
+            str(Path(out) / "sentiment_eval_metrics.json"),  # beside the model: never into a folder it reads
         ],
         env,
     )

