@@ -179,11 +179,13 @@ def evaluate(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     overrides: list[str] | None = None,
+    recheck_margin: float | None = None,
 ):
     """Score a model on labelled data with the task's metric; returns the metrics (and, with
     `return_predictions`, one record per example as well). `overrides`: "key=value" recipe settings
     over the model's saved recipe (a task's own keys, e.g. how its labels are read). Bounded metrics
-    are on a 0-1 scale."""
+    are on a 0-1 scale. `recheck_margin`: an int8 classifier's close rows run on its float32 graph
+    (see `infer`), so its accuracy is measured as infer would label."""
     from tasktool import runtime
     from tasktool.errors import TaskToolError
     from tasktool.io.readers import Source, parse_delimiter
@@ -200,6 +202,10 @@ def evaluate(
         raise TaskToolError(f"invalid --device '{device}'", f"choose one of {', '.join(runtime.DEVICES)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise TaskToolError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 32")
+    if recheck_margin is not None:
+        from tasktool.options import InferOptions, check_options
+
+        check_options(spec, InferOptions(recheck_margin=recheck_margin))
     ref = model or spec.default_model
     if not smoke:  # a missing folder or an unreachable Hub id fails now, before the data is read
         ref = runtime.check_model_ref(ref)
@@ -233,6 +239,7 @@ def evaluate(
     ref = runtime.check_model_ref(ref)
     evaluator = spec.evaluator(recipe)
     evaluator.allow_pickle, evaluator.trust_remote_code = allow_pickle, trust_remote_code
+    evaluator.recheck_margin = recheck_margin
     metrics, records = evaluator.evaluate(ref, examples, batch_size=batch_size, device=device)
     if not return_predictions:
         return metrics

@@ -21,6 +21,7 @@ class Evaluator:
     # safety switches of this evaluation (`tasktool evaluate --allow-pickle / --trust-remote-code`)
     allow_pickle = False
     trust_remote_code = False
+    recheck_margin: float | None = None  # --recheck-margin: an int8 classifier's close rows on float32
 
     def __init__(self, spec, recipe: dict | None = None):
         self.spec = spec
@@ -93,6 +94,7 @@ class Evaluator:
             allow_pickle=self.allow_pickle,
             trust_remote_code=self.trust_remote_code,
             **self.infer_options(),
+            **({"recheck_margin": self.recheck_margin} if self.recheck_margin is not None else {}),
         )
 
 

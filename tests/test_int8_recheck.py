@@ -149,3 +149,29 @@ def test_image_and_audio_classifiers_rerun_their_close_rows_on_the_float32_graph
     assert int8 != float32  # scores differ, so the records show which graph ran
     assert api.infer(task, inputs, model=str(out), device="cpu", recheck_margin=1.0) == float32
     assert api.infer(task, inputs, model=str(out), device="cpu", recheck_margin=1e-12) == int8
+
+
+def test_evaluate_with_recheck_margin_scores_the_labels_infer_would_give(cli, int8_export, tmp_path):
+    """Margin 1 reruns every row on the float32 graph: the metrics and predictions are then the float32
+    graph's own, which differ from int8 alone on these near-uniform tiny models' scores."""
+    data = tmp_path / "test.csv"
+    rows = [(t, LABELS[i % 3]) for i, t in enumerate(TEXTS)]
+    data.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
+    float_folder = graph_as_default(int8_export, "model_optimized.onnx", tmp_path)
+    runs = {}
+    for name, model, extra in (
+        ("float32", float_folder, []),
+        ("int8", int8_export, []),
+        ("rechecked", int8_export, ["--recheck-margin", "1"]),
+    ):
+        preds = tmp_path / f"{name}.jsonl"
+        result = cli("evaluate", "sentiment", "--model", model, "--data", data, "--predictions", preds,
+                     "--format", "json", *extra)  # fmt: skip
+        assert result.code == 0, result.err
+        runs[name] = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert runs["rechecked"] == runs["float32"] != runs["int8"]
+    assert_user_error(
+        cli("evaluate", "qa", "--model", int8_export, "--data", data, "--recheck-margin", "0.5"),
+        "--recheck-margin",
+        code=2,
+    )

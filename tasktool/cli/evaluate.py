@@ -29,6 +29,7 @@ from tasktool.cli.common import (
     flag_overrides,
     option,
 )
+from tasktool.cli.infer import RecheckOpt
 
 HELP = """Score a model on labelled data: the task's metric, as a table on a terminal, JSON on a pipe.
 
@@ -106,6 +107,7 @@ def evaluate(
     allow_pickle: PickleOpt = False,
     trust_remote_code: TrustOpt = False,
     keep: KeepOpt = False,
+    recheck_margin: RecheckOpt = None,
 ):
     import json
 
@@ -150,6 +152,7 @@ def evaluate(
             trust_remote_code=trust_remote_code,
             chat_template=chat_template,
             overrides=flag_overrides(list(ctx.args)),
+            recheck_margin=recheck_margin,
         )
         if output and not to_stdout:  # JSON has no NaN: a metric that is not a number is written as null
             _atomic_write(output, json.dumps(plain_json(metrics), indent=2) + "\n")
