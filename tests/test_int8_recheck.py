@@ -175,3 +175,20 @@ def test_evaluate_with_recheck_margin_scores_the_labels_infer_would_give(cli, in
         "--recheck-margin",
         code=2,
     )
+
+
+def test_a_ner_row_is_judged_on_the_tokens_its_record_reads():
+    """Special tokens, pieces without text and padding never make a sentence close; of a word list,
+    only each word's first piece (the one its tag comes from)."""
+    from tasktool.tasks.token_classification.predict import _labelled
+
+    text = {"special": [1, 0, 0, 0, 1], "offsets": [(0, 0), (0, 4), (4, 4), (5, 9), (0, 0)]}
+    words = {"words": ["Johnson", "ran"], "word_ids": [None, 0, 0, 1, None]}
+    assert _labelled([text, words], 6).tolist() == [
+        [False, True, False, True, False, False],
+        [False, True, False, True, False, False],
+    ]
+    scores = np.full((2, 6, 2), 0.5)  # every position tied...
+    scores[:, [1, 3]] = [0.9, 0.1]  # ...but those the records read
+    assert close_rows(scores, 0.5, _labelled([text, words], 6)).size == 0
+    assert close_rows(scores, 0.5).tolist() == [0, 1]

@@ -176,14 +176,15 @@ def word_record(best: list, top: list, item: dict, id2label: dict) -> dict:
 
 
 def _labelled(batch: list[dict], width: int):
-    """(rows, tokens) booleans: the tokens whose labels make each item's record (no special token, no
-    piece without text, no padding; a word list's first pieces and the rest of its words' pieces)."""
+    """(rows, tokens) booleans: the tokens whose labels make each item's record: no special token, no
+    piece without text, no padding; of a word list, each word's first piece (word_record's tag)."""
     import numpy as np
 
     counts = np.zeros((len(batch), width), dtype=bool)
     for row, item in enumerate(batch):
         if "words" in item:
-            marks = [w is not None for w in item["word_ids"]]
+            ids = item["word_ids"]
+            marks = [w is not None and (i == 0 or ids[i - 1] != w) for i, w in enumerate(ids)]
         else:
             marks = [not s and a != b for s, (a, b) in zip(item["special"], item["offsets"], strict=True)]
         counts[row, : len(marks)] = marks
