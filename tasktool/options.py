@@ -56,7 +56,7 @@ class InferOptions:
     # exports it once into a cache folder (tasktool.export.cache)
     backend: str = "auto"
     # an int8 export's classifier: rows whose two best label scores are closer than this run again on
-    # the export's float32 graph (tasktool.tasks.classes.Rechecker)
+    # the export's float32 graph (tasktool.tasks.recheck)
     recheck_margin: float | None = None
 
     def generation_kwargs(self, default_max_new_tokens: int) -> dict:
@@ -141,14 +141,15 @@ def check_ranges(opts: InferOptions) -> None:
 
 
 def check_options(spec, opts: InferOptions) -> None:
-    """What `infer` and `serve` check of the options before any model loads: ranges, and options the
-    task cannot take."""
+    """What `infer`, `serve` and `evaluate` check of the options before any model loads: ranges, and
+    options the task cannot take."""
     from tasktool.errors import TaskToolError
 
     check_ranges(opts)
     if opts.recheck_margin is not None and not spec.load_predictor().rechecks:
         raise TaskToolError(
-            f"--recheck-margin applies to int8 exports of classifiers (texts, tokens, images, audio), not to {spec.name}",
+            "--recheck-margin applies to int8 exports of classifiers (texts, tokens, images, audio), "
+            f"not to {spec.name}",
             "drop --recheck-margin",
             exit_code=2,
         )
