@@ -51,7 +51,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 import common  # noqa: E402
 
 TASKS = {"classify": "text-classification", "ner": "token-classification"}
-PIPELINE_BATCHES = (8, 16, 32, 64)
+PIPELINE_BATCHES = (1, 2, 4, 8, 16, 32, 64)  # short sentences: small batches pad least
 GRAPHS = {"onnxruntime fp32": "model_optimized.onnx", "onnxruntime int8": "model_int8.onnx"}
 # the int8 graph with its close rows run again on the float32 one (--recheck-margin), by task: a sentence
 # of NER is close where any of its tokens is, so it takes a smaller margin for a like share of rows
@@ -217,18 +217,18 @@ def graph_folder(exported: Path, file: str, out: Path) -> Path:
 # ------------------------------------------------------------------------------------------ in-process
 
 
-def tasktool_runner(task: str, model: Path, batch_size: int, workers: int | None = None, **options):
+def tasktool_runner(task: str, model: Path, batch_size: int | None, workers: int | None = None, **options):
+    """tasktool's engine as `infer` builds it (batch_size None: its own default batching)."""
     from tasktool.engine import Engine, Item
     from tasktool.inference import build_predictor
     from tasktool.options import InferOptions
     from tasktool.tasks.registry import resolve
 
-    predictor = build_predictor(
-        resolve(task), InferOptions(model=str(model), batch_size=batch_size, device="cpu", **options)
-    )
+    opts = InferOptions(model=str(model), batch_size=batch_size, device="cpu", **options)
+    predictor = build_predictor(resolve(task), opts)
 
     def run(texts):
-        engine = Engine(predictor, batch_size=batch_size, workers=workers)
+        engine = Engine(predictor, opts.batch_size, opts.max_batch_tokens, workers=workers)
         return list(engine.run(Item(i, t) for i, t in enumerate(texts)))
 
     return run
@@ -309,7 +309,7 @@ def in_process(task: str, models: dict, texts: list[str], pipe_bs: int, args) ->
 
 
 def process_commands(
-    task: str, models: dict, source: Path, work: Path, pipe_bs: int, batch_size: int
+    task: str, models: dict, source: Path, work: Path, pipe_bs: int, batch_size: int | None
 ) -> dict:
     """name -> (command, the JSON Lines file it writes)."""
     pipe_out = work / "pipeline.jsonl"
@@ -347,8 +347,7 @@ def process_commands(
                 str(source),
                 "--output",
                 str(out),
-                "--batch-size",
-                str(batch_size),
+                *(["--batch-size", str(batch_size)] if batch_size else []),
                 "--device",
                 "cpu",
                 "--quiet",
@@ -456,7 +455,9 @@ def main(argv=None) -> int:
     parser.add_argument("--items", type=int, help="sentences (default 2536, all the real ones; quick 300)")
     parser.add_argument("--repeats", type=int, help="in-process repeats per path (default 3)")
     parser.add_argument("--process-repeats", type=int, help="whole-process repeats per path (default 3)")
-    parser.add_argument("--batch-size", type=int, default=32, help="tasktool's batch size")
+    parser.add_argument(
+        "--batch-size", type=int, help="tasktool's batch size (default: its own, a CPU token budget)"
+    )
     parser.add_argument(
         "--one-batch",
         action=argparse.BooleanOptionalAction,
@@ -543,7 +544,11 @@ def main(argv=None) -> int:
                 "export_s": round(export_s, 1),
                 "pipeline_batch_size": pipe_bs,
                 "pipeline_calibration": {f"b{k}": round(v, 1) for k, v in rates.items()},
-                "tasktool_batch_size": args.batch_size,
+                "tasktool_batching": (
+                    {"batch_size": args.batch_size}
+                    if args.batch_size
+                    else "its CPU default: 64 rows, 1,024 tokens"
+                ),
                 "whole_process": processes,
                 "in_process": inside,
             }

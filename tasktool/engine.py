@@ -39,6 +39,11 @@ class Predictor:
         """--batch-size when none is given, for this model (default_batch_size unless a task says)."""
         return cls.default_batch_size
 
+    def cpu_batching(self) -> tuple[int, int] | None:
+        """(rows, padded tokens) a batch holds at most when neither --batch-size nor --max-batch-tokens
+        is given and the model runs on a CPU; None: default_batch_size rows, no token budget."""
+        return None
+
     def prepare(self, payload: Any) -> Any:
         """Decode/tokenize one input. Raise ItemError for a bad item."""
         return payload

@@ -21,11 +21,16 @@ def build_predictor(spec, opts, quiet: bool = False):
         opts.model = spec.default_model
     choose_backend(spec, opts)
     cls = spec.load_predictor()
+    chosen = opts.batch_size is not None or opts.max_batch_tokens is not None
     if opts.batch_size is None:
         opts.batch_size = cls.default_batch_for(opts.model)
     spinner = sys.stderr.isatty() and not (quiet or is_quiet())
     with err_console().status(f"loading {opts.model}", spinner="dots") if spinner else _nothing():
-        return cls(spec, opts)
+        predictor = cls(spec, opts)
+    batching = None if chosen else predictor.cpu_batching()
+    if batching:
+        opts.batch_size, opts.max_batch_tokens = batching
+    return predictor
 
 
 def choose_backend(spec, opts) -> None:

@@ -158,3 +158,28 @@ def test_benchmark_plain_loop_and_engine_give_identical_labels(model):
     plain = loops.classify(hf, AutoTokenizer.from_pretrained(model), texts, batch_size=4)
     engine = list(Engine(_predictor(model), batch_size=4).run(Item(i, t) for i, t in enumerate(texts)))
     assert plain == [r["label"] for r in engine]
+
+
+def test_cpu_encoders_batch_by_tokens_unless_a_batch_option_is_given(model):
+    from tasktool.inference import build_predictor
+    from tasktool.tasks.text import CPU_BATCHING
+
+    spec = resolve("text-classification")
+    default = InferOptions(model=str(model), device="cpu")
+    build_predictor(spec, default, quiet=True)
+    assert (default.batch_size, default.max_batch_tokens) == CPU_BATCHING
+    for given in ({"batch_size": 16}, {"max_batch_tokens": 300}):
+        opts = InferOptions(model=str(model), device="cpu", **given)
+        build_predictor(spec, opts, quiet=True)
+        assert {k: getattr(opts, k) for k in given} == given  # the user's choice stands as given
+        assert (opts.batch_size, opts.max_batch_tokens) != CPU_BATCHING
+
+
+def test_generators_keep_rows_a_batch_on_cpu(tiny):
+    """A decoder's cost is its decode steps, whatever a batch's tokens: no token budget by default."""
+    from tasktool.inference import build_predictor
+
+    spec = resolve("text-generation")
+    opts = InferOptions(model=str(tiny("text-generation")), device="cpu")
+    build_predictor(spec, opts, quiet=True)
+    assert opts.max_batch_tokens is None and opts.batch_size == spec.load_predictor().default_batch_size

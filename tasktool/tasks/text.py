@@ -5,6 +5,11 @@ from __future__ import annotations
 from tasktool.engine import Predictor
 from tasktool.errors import ItemError
 
+# (rows, padded tokens) of an encoder's batch on a CPU when no batch option is given; on 2,536 real
+# sentences, 1,024 tokens ran 5% faster than 8 or 32 rows a batch, whole process, on torch and ONNX
+# Runtime alike, and 512 or 2,048 tokens slower than 1,024 (benchmarks/README.md)
+CPU_BATCHING = (64, 1024)
+
 
 class TextPredictor(Predictor):
     """Tokenizes each input once (no padding); batches are padded to their own longest item."""
@@ -46,6 +51,15 @@ class TextPredictor(Predictor):
 
     def concurrent_batches(self) -> bool:
         return self.shareable and self.device.type == "cpu" and not self.opts.compile
+
+    # Subclasses measured to gain from batches cut by tokens on a CPU set this (benchmarks/cpu_batching.py)
+    batch_by_tokens: bool = False
+
+    def cpu_batching(self) -> tuple[int, int] | None:
+        """An encoder on a CPU: batches by a budget of padded tokens, not by a count of rows. Short
+        sentences then make batches big enough for the matmuls to run at full rate, long ones small
+        batches with little padding (figures: benchmarks/README.md, "Batches by tokens")."""
+        return CPU_BATCHING if self.batch_by_tokens and self.device.type == "cpu" else None
 
     def specialise(self, model) -> None:
         """Task hook: inference-only changes to the loaded model (before --compile)."""

@@ -9,6 +9,7 @@ from tasktool.tasks.text import TextPredictor
 
 class TextClassification(Rechecks, TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+    batch_by_tokens = True  # on a CPU with no batch option: tasktool.tasks.text.CPU_BATCHING
     arrays = "numpy"  # an exported model runs without torch
     batch_tokenize = True  # a text is prepared by tokenize() alone: the engine may tokenize a window at once
 

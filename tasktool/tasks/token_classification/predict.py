@@ -193,6 +193,7 @@ def _labelled(batch: list[dict], width: int):
 
 class TokenClassification(Rechecks, TextPredictor):
     shareable = True  # predict only reads the model and tokenizer: batches may run concurrently
+    batch_by_tokens = True  # on a CPU with no batch option: tasktool.tasks.text.CPU_BATCHING
 
     def __init__(self, spec, opts, **model_kwargs):
         super().__init__(spec, opts, **model_kwargs)
