@@ -4,8 +4,9 @@ The issue asked ONNX Runtime float32 for 3x the pipeline's best, whole process. 
 whether any float32 engine could do that here. It counts the work of the benchmark's inputs (the
 same 2,536 sentences, the MiniLM's own tokenizer, no padding at all): every linear layer's
 multiply-adds (2 FLOPs each) plus attention's two products (QK^T and AV, 4*L*d per token per
-layer); it measures this CPU's float32 matmul rate at the encoder's own shapes (torch, all threads,
-best of several, i.e. a generous peak); the floor is FLOPs / rate, the time a perfect engine would
+layer), the last layer at the first token only where the export computes it so (a sentence
+classifier); it measures this CPU's float32 matmul rate at the encoder's own shapes (torch, all
+threads, best of several, i.e. a generous peak); the floor is FLOPs / rate, the time a perfect engine would
 take with no padding, no softmax, layer norm or GELU, no tokenization, no start-up and no output. The
 ratio a float32 engine can reach at most is then the pipeline's time (from results.json, the same
 run's `onnx` section) over that floor.
@@ -28,10 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_speed import TASKS, real_sentences  # noqa: E402
 
 
-def encoder_flops(config: dict, lengths: list[int]) -> float:
+def encoder_flops(config: dict, lengths: list[int], first_token_last: bool = False) -> float:
+    """first_token_last: the last layer computes position 0 only (keys and values still from every
+    token), as tasktool's export of a sentence classifier does (tasktool.accel.first_token)."""
     d, ff, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
     per_token_linear = 2 * (4 * d * d + 2 * d * ff)  # Q, K, V, output; FFN in and out
-    return float(sum(layers * (n * per_token_linear + 4 * n * n * d) for n in lengths))
+    full = sum(layers * (n * per_token_linear + 4 * n * n * d) for n in lengths)
+    if not first_token_last:
+        return float(full)
+    keys_values = 2 * 2 * d * d
+    last_full = sum(n * per_token_linear + 4 * n * n * d for n in lengths)
+    last_first = sum(n * keys_values + (per_token_linear - keys_values) + 4 * n * d for n in lengths)
+    return float(full - last_full + last_first)
 
 
 def matmul_rate(config: dict, repeats: int = 30) -> float:
@@ -76,7 +85,9 @@ def main(argv=None) -> int:
         config = json.loads((model / "config.json").read_text())
         tok = AutoTokenizer.from_pretrained(model)
         lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=512)["input_ids"]]
-        flops = encoder_flops(config, lengths)
+        manifest = json.loads((Path(args.keep) / args.heads / "onnx" / task / "export.json").read_text())
+        first_only = manifest.get("last_layer") == "first token only"
+        flops = encoder_flops(config, lengths, first_only)
         rate = matmul_rate(config)
         floor = flops / (rate * 1e9)
         section = onnx[key]
@@ -85,6 +96,7 @@ def main(argv=None) -> int:
         fp32 = section["whole_process"]["onnxruntime fp32"]
         out[key] = {
             "tokens": sum(lengths),
+            "last_layer": "first token only" if first_only else "every token",
             "tflop": round(flops / 1e12, 3),
             "matmul_gflops": round(rate, 1),
             "floor_s": round(floor, 2),

@@ -152,7 +152,18 @@ class OnnxModel:
     training = False  # the accel patches and the engine check it, as on a torch model
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, config, device: str, manifest: dict | None = None, arrays: str = "torch"):
+    def __init__(
+        self,
+        path: Path,
+        config,
+        device: str,
+        manifest: dict | None = None,
+        arrays: str = "torch",
+        threads: int | None = None,
+    ):
+        """`threads`: the intra-op threads the first session opens with (default: the current count);
+        the predictor gives the engine's share where batches will run concurrently, so the session
+        opened at load is the one the run uses, not a second copy beside it."""
         self.path = Path(path)
         self.config = config
         self.manifest = manifest or {}
@@ -167,7 +178,8 @@ class OnnxModel:
         self.providers = providers(device)
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
-        first = self.session()  # load now: a broken file fails here, not in the middle of a run
+        self.threads = threads
+        first = self.session(threads)  # load now: a broken file fails here, not in the middle of a run
         self.input_names = [i.name for i in first.get_inputs()]
         self.output_names = [o.name for o in first.get_outputs()]
         self._float_inputs = {i.name for i in first.get_inputs() if "float" in i.type}
@@ -265,7 +277,7 @@ def float_model(model: OnnxModel) -> OnnxModel:
             exit_code=2,
         )
     path = float_file(model.path.parent, model.manifest)
-    return OnnxModel(path, model.config, str(model.device), model.manifest, model.arrays)
+    return OnnxModel(path, model.config, str(model.device), model.manifest, model.arrays, model.threads)
 
 
 def providers(device: str) -> list[str]:
@@ -290,7 +302,7 @@ def _open(path: Path, threads: int, providers: list[str], spin: bool = True):
 _early: dict[tuple, Future] = {}  # sessions open_early started, by (file, threads, providers)
 
 
-def open_early(ref: str | Path, device: str = "auto") -> None:
+def open_early(ref: str | Path, device: str = "auto", threads: int | None = None) -> None:
     """Start opening an exported folder's graphs in ONNX Runtime on background threads.
 
     Reading a graph is C++ work that releases the GIL, while the rest of a load is Python imports (torch
@@ -310,7 +322,7 @@ def open_early(ref: str | Path, device: str = "auto") -> None:
         files.append(Path(ref).expanduser() / manifest["encoder"])
     if manifest.get("graphs") and device == "cuda":  # generators run on the CPU only: refused later
         return
-    count, names = cpu_threads.get(), providers(device)
+    count, names = (threads if device == "cpu" and threads else cpu_threads.get()), providers(device)
     for path in files:
         key = (str(path), count, tuple(names))
         if key in _early or not path.is_file():
@@ -363,9 +375,17 @@ def pick_device(asked: str = "auto") -> str:
     return "cpu"
 
 
-def load(ref: str, config, device: str = "auto", dtype: str = "auto", arrays: str = "torch") -> OnnxModel:
+def load(
+    ref: str,
+    config,
+    device: str = "auto",
+    dtype: str = "auto",
+    arrays: str = "torch",
+    threads: int | None = None,
+) -> OnnxModel:
     """The exported model in folder `ref`; `device`: the --device given. ONNX Runtime runs on the CPU,
-    or on CUDA where onnxruntime-gpu is installed."""
+    or on CUDA where onnxruntime-gpu is installed. `threads`: each batch's intra-op threads on a CPU
+    (OnnxModel)."""
     if dtype not in ("auto", "float32"):
         raise TaskToolError(
             f"--dtype {dtype} does not apply to an ONNX model (its precision was chosen at export)",
@@ -374,7 +394,9 @@ def load(ref: str, config, device: str = "auto", dtype: str = "auto", arrays: st
     manifest = read_manifest(ref)
     if manifest.get("graphs") in ("encoder-decoder", "decoder-only"):  # under transformers' generate
         return _generator(ref, config, device, manifest)
-    return OnnxModel(model_file(ref, manifest), config, pick_device(device), manifest, arrays)
+    device = pick_device(device)
+    threads = threads if device == "cpu" else None
+    return OnnxModel(model_file(ref, manifest), config, device, manifest, arrays, threads)
 
 
 def _generator(ref: str, config, device: str, manifest: dict):

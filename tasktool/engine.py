@@ -292,7 +292,7 @@ class Engine:
                     self.on_batch(n)
 
         count = threads.get()
-        threads.set_count(max(1, count // self.workers))  # process-wide: restored below
+        threads.set_count(max(1, count // self.workers))  # process-wide, as thread_share: restored below
         pending: set = set()
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="tasktool-batch") as pool:
@@ -367,13 +367,26 @@ class Engine:
 def batch_workers(predictor: Predictor, requested: int | None) -> int:
     """How many batches run at once: `requested`, or on a multi-threaded CPU run 2 where the predictor
     allows it (faster than one batch on all cores, same labels; figures: benchmarks/README.md); else 1."""
-    if not predictor.concurrent_batches():
+    return _workers(predictor.concurrent_batches(), requested)
+
+
+def _workers(concurrent: bool, requested: int | None) -> int:
+    if not concurrent:
         return 1
     if requested is not None:
         return requested
     from tasktool import threads
 
     return 2 if threads.get() >= 2 else 1
+
+
+def thread_share(concurrent: bool, requested: int | None) -> int:
+    """The intra-op threads each batch will run with: its share of the cores where the engine will run
+    batches concurrently (`concurrent`: the predictor will allow it), else all of them. Known before the
+    model loads, so an exported model opens its one session at that size."""
+    from tasktool import threads
+
+    return max(1, threads.get() // _workers(concurrent, requested))
 
 
 def _empty_cache():

@@ -292,7 +292,7 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def _load_exported(spec, ref: str, revision, device, dtype, trust_remote_code: bool, arrays: str):
+def _load_exported(spec, ref: str, revision, device, dtype, trust_remote_code: bool, arrays: str, threads):
     from tasktool import backends
 
     config = backends.read_config(ref) if arrays == "numpy" else load_config(ref, revision, trust_remote_code)
@@ -301,7 +301,7 @@ def _load_exported(spec, ref: str, revision, device, dtype, trust_remote_code: b
         from tasktool.console import warn
 
         warn(f"'{ref}' has no trained {spec.name} head: predictions are random until it is fine-tuned")
-    return backends.load(ref, config, device, dtype, arrays)
+    return backends.load(ref, config, device, dtype, arrays, threads)
 
 
 def load_model(
@@ -319,6 +319,7 @@ def load_model(
     quantization: str | None = None,
     adapter_mode: str = "merge",
     arrays: str = "torch",
+    threads: int | None = None,
     **kwargs,
 ):
     """Load `ref` with the task's Auto class on the chosen device and dtype.
@@ -329,7 +330,8 @@ def load_model(
     layers; `quantization` "4bit"/"8bit" loads the weights with bitsandbytes (CUDA only).
 
     An exported folder (`tasktool export`) loads as an ONNX Runtime session; `arrays="numpy"` (the
-    predictor works on numpy arrays) loads it without importing torch or transformers' configs."""
+    predictor works on numpy arrays) loads it without importing torch or transformers' configs;
+    `threads`: each batch's intra-op threads on a CPU, the size its session opens at (torch: unused)."""
     from tasktool import backends
 
     ref = check_model_ref(ref)
@@ -344,9 +346,9 @@ def load_model(
                 "--device-map and --load-in-4bit/8bit apply to torch models, not to an ONNX export",
                 "drop them (export with --quantize int8 for a smaller model)",
             )
-        backends.open_early(ref, device)  # reads the graphs while the imports below run
+        backends.open_early(ref, device, threads)  # reads the graphs while the imports below run
         try:
-            return _load_exported(spec, ref, revision, device, dtype, trust_remote_code, arrays)
+            return _load_exported(spec, ref, revision, device, dtype, trust_remote_code, arrays, threads)
         finally:
             backends.drop_early(ref)  # a session the load did not take (it failed first)
     import torch

@@ -442,3 +442,30 @@ def test_a_broken_graph_opened_early_fails_the_load_with_one_line(cli, tiny, tmp
     (out / manifest["default"]).write_bytes(b"not a graph")
     result = cli("infer", "text-classification", "hi", "--model", out)
     assert_user_error(result, "ONNX Runtime cannot load", "export the model again", code=1)
+
+
+def test_an_export_on_a_cpu_opens_one_session_at_the_engines_share_of_the_threads(
+    tiny, tmp_path, monkeypatch
+):
+    """Two batches in flight on two threads run on one-thread sessions: the session the load opens is
+    that one, not a two-thread copy beside it that nothing uses; --workers 1 gets all the threads."""
+    from tasktool import backends, threads
+
+    source = tiny("text-classification", labels=LABELS)
+    out = tmp_path / "exported"
+    api.export("text-classification", str(source), output_dir=out)
+    sizes: list[int] = []
+    real_open = backends._open
+    monkeypatch.setattr(backends, "_open", lambda path, n, *a: (sizes.append(n), real_open(path, n, *a))[1])
+    count = threads.get()
+    threads.set_count(2)
+    try:
+        texts = ["a fine film", "dull", "far too long but well acted", "ok"] * 8
+        shared = api.infer("text-classification", texts, model=str(out), device="cpu", batch_size=2)
+        assert sizes == [1]
+        sizes.clear()
+        alone = api.infer("text-classification", texts, model=str(out), device="cpu", batch_size=2, workers=1)
+        assert sizes == [2]
+    finally:
+        threads.set_count(count)
+    _close(shared, alone)

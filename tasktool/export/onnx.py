@@ -320,7 +320,8 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
 def _first_token_only(model) -> bool:
     """A BERT-style sentence classifier's graph computes its last layer at the first token only, the
     one its head reads (tasktool.accel.first_token, as tasktool's torch inference runs it): the same
-    logits for about a seventh less arithmetic in a 6-layer model (benchmarks/README.md, "Export")."""
+    logits for 13% less arithmetic on short sentences in a 6-layer model (README.md, "Export and ONNX
+    Runtime")."""
     if not first_token.apply(model):
         return False
     log.debug("export: the last layer computes the first token only (tasktool.accel.first_token)")

@@ -6,8 +6,8 @@ from tasktool.engine import Predictor
 from tasktool.errors import ItemError
 
 # (rows, padded tokens) of an encoder's batch on a CPU when no batch option is given; on 2,536 real
-# sentences, 1,024 tokens ran 5% faster than 8 or 32 rows a batch, whole process, on torch and ONNX
-# Runtime alike, and 512 or 2,048 tokens slower than 1,024 (benchmarks/README.md)
+# sentences, whole process, 2-11% faster than 8 rows a batch (the old default) on torch and ONNX
+# Runtime, same labels (benchmarks/cpu_batching.py; figures: benchmarks/README.md, "Batches by tokens")
 CPU_BATCHING = (64, 1024)
 
 
@@ -32,7 +32,12 @@ class TextPredictor(Predictor):
         )
         self.tokenizer.padding_side = self.padding_side
         self.model = runtime.load_for_inference(
-            spec, opts, auto_class=self.auto_class, arrays=self.arrays, **model_kwargs
+            spec,
+            opts,
+            auto_class=self.auto_class,
+            arrays=self.arrays,
+            threads=self.batch_threads(),
+            **model_kwargs,
         )
         self.device = self.model.device
         self.specialise(self.model)
@@ -51,6 +56,12 @@ class TextPredictor(Predictor):
 
     def concurrent_batches(self) -> bool:
         return self.shareable and self.device.type == "cpu" and not self.opts.compile
+
+    def batch_threads(self) -> int:
+        """Each batch's intra-op threads on a CPU, before the model is loaded (tasktool.engine.thread_share)."""
+        from tasktool.engine import thread_share
+
+        return thread_share(self.shareable and not self.opts.compile, self.opts.workers)
 
     # Subclasses measured to gain from batches cut by tokens on a CPU set this (benchmarks/cpu_batching.py)
     batch_by_tokens: bool = False
