@@ -55,13 +55,16 @@ class TextPredictor(Predictor):
     shareable: bool = False
 
     def concurrent_batches(self) -> bool:
-        return self.shareable and self.device.type == "cpu" and not self.opts.compile
+        return self._may_share() and self.device.type == "cpu"
+
+    def _may_share(self) -> bool:
+        return self.shareable and not self.opts.compile
 
     def batch_threads(self) -> int:
         """Each batch's intra-op threads on a CPU, before the model is loaded (tasktool.engine.thread_share)."""
         from tasktool.engine import thread_share
 
-        return thread_share(self.shareable and not self.opts.compile, self.opts.workers)
+        return thread_share(self._may_share(), self.opts.workers)
 
     # Subclasses measured to gain from batches cut by tokens on a CPU set this (benchmarks/cpu_batching.py)
     batch_by_tokens: bool = False
