@@ -284,8 +284,16 @@ def providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 
 
-def _open(path: Path, threads: int, providers: list[str], spin: bool = True):
-    """`spin=False` for a generator's graphs: between two decode steps transformers' generate runs
+# ONNX Runtime's graph fusions a CPU session leaves out: its fused SkipLayerNormalization CPU kernel
+# (1.32) takes about 4x the time of the Add and LayerNormalization it replaces, about 6% of a
+# MiniLM run (benchmarks/README.md, "Layer norms unfused"); CUDA sessions keep every fusion
+CPU_DISABLED_FUSIONS = ("SkipLayerNormFusion",)
+
+
+def session_options(threads: int, providers: list[str], spin: bool = True):
+    """(SessionOptions, fusions to disable) for a session on `providers`.
+
+    `spin=False` for a generator's graphs: between two decode steps transformers' generate runs
     torch ops on the same cores, which ONNX Runtime's threads would otherwise keep busy waiting for
     work (benchmarks/onnx_generation.py)."""
     import onnxruntime
@@ -296,7 +304,15 @@ def _open(path: Path, threads: int, providers: list[str], spin: bool = True):
     options.log_severity_level = 3  # errors only: ORT's warnings would bury tasktool's one-line messages
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), options, providers=providers)
+    on_cpu = providers == ["CPUExecutionProvider"]
+    return options, list(CPU_DISABLED_FUSIONS) if on_cpu else []
+
+
+def _open(path: Path, threads: int, providers: list[str], spin: bool = True):
+    import onnxruntime
+
+    options, disabled = session_options(threads, providers, spin)
+    return onnxruntime.InferenceSession(str(path), options, providers=providers, disabled_optimizers=disabled)
 
 
 _early: dict[tuple, Future] = {}  # sessions open_early started, by (file, threads, providers)

@@ -35,7 +35,7 @@ OptimizeOpt = Annotated[
     typer.Option(
         "--optimize",
         help="O1: ONNX Runtime's basic graph optimizations; O2: O1 + transformer fusions (attention, "
-        "layer norm, GELU); O3: O2 + approximate GELU.",
+        "embeddings, GELU); O3: O2 + approximate GELU.",
     ),
 ]
 QuantizeOpt = Annotated[

@@ -8,8 +8,12 @@ The steps are the field's tools, in the order optimum runs them:
    additive 4D mask (the model takes a 4D mask as it is): transformers 5 builds its own mask with ops
    onnxruntime's attention fusion does not recognise, and the graph computes the same numbers.
 2. `onnxruntime.transformers.optimizer.optimize_model`: O1 = ONNX Runtime's basic graph optimizations;
-   O2 = O1 + the transformer fusions (Attention, EmbedLayerNormalization, SkipLayerNormalization,
-   BiasGelu); O3 = O2 + GELU approximated by FastGelu (not bit-identical to the torch model).
+   O2 = O1 + the transformer fusions (Attention, EmbedLayerNormalization, BiasGelu); O3 = O2 + GELU
+   approximated by FastGelu (not bit-identical to the torch model). The residual Add and LayerNormalization
+   stay two nodes (`enable_skip_layer_norm=False`): ONNX Runtime 1.32's fused SkipLayerNormalization
+   CPU kernel took 4x the time of the two it replaces, about 6% of a MiniLM run
+   (benchmarks/README.md, "Layer norms unfused"); a CUDA session fuses them itself at load
+   (backends.py, `session_options`).
 3. `onnxruntime.quantization.quantize_dynamic`: int8 weights, activations quantized per run.
 
 Every graph is run once on inputs of a shape it was not traced with and compared with the torch model
@@ -55,7 +59,7 @@ ENCODER_DECODER = {"AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq"}
 DECODER_ONLY = {"AutoModelForCausalLM"}
 
 # encoders that take the padding mask as a 4D additive mask unchanged, and whose graph onnxruntime's
-# "bert" optimizer fuses (attention, embeddings, layer norms, GELU)
+# "bert" optimizer fuses (attention, embeddings with their layer norm, GELU)
 BERT_LIKE = {"bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbert"}
 # onnxruntime optimizer model types for the other architectures it knows
 OPTIMIZER_TYPES = {"vit": "vit", "deit": "vit", "swin": "swin"}
@@ -462,6 +466,7 @@ def _optimize(work: Path, model, level: str, check_inputs, outputs) -> None:
                 heads, hidden = _heads_and_size(model.config)
                 options = FusionOptions(ort_type)
                 options.enable_gelu_approximation = level == "O3"
+                options.enable_skip_layer_norm = False  # see the module docstring, step 2
                 optimized = optimize_model(
                     source,
                     model_type=ort_type,
@@ -559,6 +564,11 @@ tasktool infer {spec.name} --model THIS_FOLDER ...
 
 ```python
 import onnxruntime
-session = onnxruntime.InferenceSession("{manifest["default"]}")
+session = onnxruntime.InferenceSession(
+    "{manifest["default"]}",
+    providers=["CPUExecutionProvider"],
+    # on a CPU, as tasktool runs it: ONNX Runtime's fused SkipLayerNormalization is the slower there
+    disabled_optimizers=["SkipLayerNormFusion"],
+)
 ```
 """
