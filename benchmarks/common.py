@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import random
 import statistics
 import time
@@ -40,6 +42,26 @@ VOCAB = (
     "east paint language among london paris john mary google monday july english french summer winter"
 ).split()
 NAMES = ("John", "Mary", "Paris", "London", "Google", "Berlin", "Smith", "Apple", "Monday", "Europe")
+
+
+def keep_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a script over the models and exports `onnx_speed.py --keep` left: --keep, --heads,
+    --only (sections), --repeats, --output."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", required=True, help="the folder `onnx_speed.py --keep` filled")
+    parser.add_argument("--heads", choices=("trained", "random"), default="trained")
+    parser.add_argument("--only", default="classify,ner", help="sections (classify, ner)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
+    return parser
+
+
+def save_section(path: str | Path, key: str, section: dict) -> None:
+    """Replace one section of a results.json (created if missing), keeping every other script's."""
+    path = Path(path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[key] = section
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def sentences(n: int, seed: int = 0, lo: int = 5, hi: int = 120) -> list[str]:

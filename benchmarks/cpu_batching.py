@@ -13,7 +13,6 @@ onnx_speed.py), paths alternated and medians taken. Each row's labels are compar
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 from onnx_speed import TASKS, keyfn, log, real_sentences, run_process  # noqa: E402
 
 # name -> infer options; the first is the reference the others' labels are compared with
@@ -37,11 +37,10 @@ CHOICES = {
 }
 
 
-def models_of(keep: Path, task: str) -> dict[str, Path]:
-    trained = keep / "trained"
+def models_of(heads: Path, task: str) -> dict[str, Path]:
     return {
-        "torch": trained / "models" / task,
-        "onnxruntime fp32": trained / "graphs" / task / "model_optimized",
+        "torch": heads / "models" / task,
+        "onnxruntime fp32": heads / "graphs" / task / "model_optimized",
     }
 
 
@@ -72,14 +71,7 @@ def measure(task: str, model: Path, source: Path, work: Path, repeats: int) -> d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--keep", required=True, help="the folder `onnx_speed.py --keep` filled")
-    parser.add_argument("--only", default="classify,ner")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
-    args = parser.parse_args(argv)
+    args = common.keep_parser(__doc__).parse_args(argv)
     texts = real_sentences(2536)
     out = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "items": len(texts)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,17 +80,14 @@ def main(argv=None) -> int:
         source.write_text("\n".join(texts) + "\n", encoding="utf-8")
         for key in args.only.split(","):
             task = TASKS[key]
-            for backend, model in models_of(Path(args.keep), task).items():
+            for backend, model in models_of(Path(args.keep) / args.heads, task).items():
                 log(f"  {task} on {backend}")
                 rows = measure(task, model, source, work, args.repeats)
                 out[f"{key} {backend}"] = rows
                 for name, row in rows.items():
                     print(f"{task:22s} {backend:17s} {name:36s} {row['median_s']:6.2f}s  "
                           f"x{row['x_8_rows']:.3f}  same labels {row['same_labels']:.2%}")  # fmt: skip
-    path = Path(args.output)
-    results = json.loads(path.read_text())
-    results["cpu_batching"] = out
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    common.save_section(args.output, "cpu_batching", out)
     return 0
 
 

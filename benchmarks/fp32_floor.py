@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 from onnx_speed import TASKS, real_sentences  # noqa: E402
 
 
@@ -108,8 +109,7 @@ def main(argv=None) -> int:
             "onnxruntime_fp32_whole_process_gflops": round(flops / fp32["median_s"] / 1e9, 1),
         }
         print(f"{task}: {json.dumps(out[key])}")
-    results["onnx_fp32_floor"] = out
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    common.save_section(path, "onnx_fp32_floor", out)
     return 0
 
 

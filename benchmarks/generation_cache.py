@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common  # noqa: E402
 import generation  # noqa: E402
 from fp32_floor import matmul_rate  # noqa: E402
 
@@ -106,10 +107,7 @@ def main() -> int:
         "matmul_peak_gflops": round(peak, 1),
     }
     print(json.dumps(res, indent=1))
-    path = Path(__file__).parent / "results.json"
-    results = json.loads(path.read_text())
-    results["generation_cache"] = res
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    common.save_section(Path(__file__).parent / "results.json", "generation_cache", res)
     return 0
 
 

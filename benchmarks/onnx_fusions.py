@@ -19,7 +19,6 @@ Writes benchmarks/results.json under "onnx_fusions".
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -149,19 +148,13 @@ def section(task: str, exported: Path, work: Path, texts: list[str], repeats: in
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--keep", required=True, help="the folder `onnx_speed.py --keep` used")
-    parser.add_argument("--heads", default="trained")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="classify,ner")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
-    args = parser.parse_args(argv)
+    args = common.keep_parser(__doc__).parse_args(argv)
     import onnxruntime
 
     heads = Path(args.keep) / args.heads
-    items = json.loads(Path(args.output).read_text()).get("onnx", {}).get("meta", {}).get("items", 2536)
+    output = Path(args.output)
+    earlier = json.loads(output.read_text()) if output.exists() else {}
+    items = earlier.get("onnx", {}).get("meta", {}).get("items", 2536)  # the run's own sentence count
     texts = real_sentences(items)
     res: dict = {
         "meta": {
@@ -181,10 +174,7 @@ def main(argv=None) -> int:
         for name, row in res[key].items():
             print(f"{key:9s} {name:38s} {row['seconds']:6.2f} s  x{row['x_fused']:.3f}  "
                   f"same {100 * row['same_as_fused']:.1f}%  profile {row['profile_1_thread_s']}")  # fmt: skip
-    path = Path(args.output)
-    results = json.loads(path.read_text())
-    results["onnx_fusions"] = res
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    common.save_section(args.output, "onnx_fusions", res)
     return 0
 
 

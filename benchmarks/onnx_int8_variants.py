@@ -19,8 +19,6 @@ quantize_dynamic knows), "no head" (the classifier's MatMul/Gemm left float32), 
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -183,17 +181,10 @@ def graph_folder_once(exported: Path, file: str, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--keep", required=True, help="the folder onnx_speed.py --keep wrote")
-    parser.add_argument("--heads", choices=("trained", "random"), default="trained")
-    parser.add_argument("--only", default="classify,ner")
+    parser = common.keep_parser(__doc__)
     parser.add_argument("--items", type=int, default=2536)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--variants", help="only these variants (comma-separated names; default all)")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
     args = parser.parse_args(argv)
     from tasktool.runtime import quiet_transformers
 
@@ -226,10 +217,7 @@ def main(argv=None) -> int:
             if "entities" in agree:
                 text += f" (entities {100 * agree['entities']:.2f}%, words {100 * agree['words']:.2f}%)"
             print(f"   {name:<28} same as torch fp32 {text:<28} speed x{row['speed_x_fp32']:.2f} of fp32 O2")
-    path = Path(args.output)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["onnx_int8_variants"] = res
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    common.save_section(args.output, "onnx_int8_variants", res)
     log(f"results written to {args.output} under 'onnx_int8_variants'")
     return 0
 
