@@ -37,10 +37,10 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.utils.logging.set_verbosity_error()
-    work = Path(tempfile.mkdtemp(prefix="tasktool-gen-cache-"))
-    folder = generation.build_gpt2(work / "gpt2", NEW_TOKENS)
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with tempfile.TemporaryDirectory(prefix="tasktool-gen-cache-") as work:  # 500 MB of weights, read once
+        folder = generation.build_gpt2(Path(work) / "gpt2", NEW_TOKENS)
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder).eval()
     batch = tok(generation.prompts(PROMPTS, 4, 40), return_tensors="pt", padding=True)
 
     from transformers import CompileConfig

@@ -21,6 +21,7 @@ import argparse
 import functools
 import gc
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -149,34 +150,10 @@ def report(task: str, rows: dict) -> None:
         )
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", default="text-generation,summarization,automatic-speech-recognition")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
-    args = parser.parse_args(argv)
-    items, new_tokens = (8, 8) if args.quick else (48, 32)
-    repeats = args.repeats or (1 if args.quick else 3)
+def measure(res: dict, only: set[str], work: Path, items: int, new_tokens: int, repeats: int) -> None:
+    """Run the sections in `only` with their models under `work`, each into res[section]."""
     import soundfile as sf
-    import torch
 
-    from tasktool.runtime import quiet_transformers
-
-    quiet_transformers()
-    work = Path(tempfile.mkdtemp(prefix="tasktool-onnx-gen-"))
-    res = {
-        "meta": {
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "threads": torch.get_num_threads(),
-            "inputs": items,
-            "new_tokens": new_tokens,
-            "repeats": repeats,
-        }
-    }
-    only = set(args.only.split(","))
     if "text-generation" in only:
         generation.log("text-generation (GPT-2 small, random weights)")
         res["text-generation"] = text_generation(work / "gpt2-run", items, new_tokens, repeats)
@@ -204,6 +181,39 @@ def main(argv=None) -> int:
         )
         res["automatic-speech-recognition"] = asr
         report("automatic-speech-recognition", asr)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", default="text-generation,summarization,automatic-speech-recognition")
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results.json"))
+    args = parser.parse_args(argv)
+    items, new_tokens = (8, 8) if args.quick else (48, 32)
+    repeats = args.repeats or (1 if args.quick else 3)
+    import torch
+
+    from tasktool.runtime import quiet_transformers
+
+    quiet_transformers()
+    work = Path(tempfile.mkdtemp(prefix="tasktool-onnx-gen-"))
+    res = {
+        "meta": {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "threads": torch.get_num_threads(),
+            "inputs": items,
+            "new_tokens": new_tokens,
+            "repeats": repeats,
+        }
+    }
+    only = set(args.only.split(","))
+    try:  # the models and exports take several GB: removed whatever happens
+        measure(res, only, work, items, new_tokens, repeats)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     path = Path(args.output)
     results = json.loads(path.read_text()) if path.exists() else {}
     kept = results.get("onnx_generation", {})  # sections not run this time stay, with their own meta
