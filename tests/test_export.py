@@ -163,6 +163,10 @@ def test_backend_onnxruntime_exports_a_torch_folder_once_then_uses_the_cache(tin
     (source / "config.json").write_text(json.dumps(config))
     changed = api.infer("sentiment", texts, model=str(source), device="cpu", backend="onnxruntime")
     assert len(calls) == 2 and changed[0]["label"] == want[0]["label"].lower()
+    # a tasktool that writes other graphs (GRAPHS_REVISION) does not reuse an earlier one's cache
+    monkeypatch.setattr(export_module, "GRAPHS_REVISION", "a later revision")
+    api.infer("sentiment", texts, model=str(source), device="cpu", backend="onnxruntime")
+    assert len(calls) == 3
 
 
 LEAN_RUN = """

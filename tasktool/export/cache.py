@@ -1,7 +1,8 @@
 """`--backend onnxruntime` on a torch model: export it once (O2, float32) into a cache folder, reuse it after.
 
 The cache folder is named by a hash of the model folder's content (every file's name and bytes), the
-task, the opset and tasktool's version: a model trained again, or another tasktool, exports again.
+task, the opset, tasktool's version and the graphs' revision: a model trained again, or another
+tasktool, exports again.
 It lives under $TASKTOOL_CACHE/onnx (default ~/.cache/tasktool/onnx); deleting it is always safe.
 """
 
@@ -60,14 +61,15 @@ def local_folder(ref: str, revision: str | None) -> Path:
 def onnx_model_for(spec, opts) -> str:
     """The exported folder for opts.model (exported now if not in the cache yet)."""
     from tasktool import backends, runtime
-    from tasktool.export.onnx import OPSET, check_supported, export_onnx
+    from tasktool.export.onnx import GRAPHS_REVISION, OPSET, check_supported, export_onnx
 
     check_supported(spec)
     ref = runtime.check_model_ref(opts.model)
     if backends.is_exported(ref):
         return ref
     folder = local_folder(ref, opts.revision)
-    key = content_hash(folder, spec.name, f"opset {OPSET}", f"tasktool {backends.tasktool_version()}", LEVEL)
+    version = f"tasktool {backends.tasktool_version()}"
+    key = content_hash(folder, spec.name, f"opset {OPSET}", version, LEVEL, GRAPHS_REVISION)
     target = cache_root() / key
     if backends.is_exported(target):
         return str(target)

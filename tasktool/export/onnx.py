@@ -64,6 +64,12 @@ BERT_LIKE = {"bert", "roberta", "xlm-roberta", "electra", "camembert", "distilbe
 # onnxruntime optimizer model types for the other architectures it knows
 OPTIMIZER_TYPES = {"vit": "vit", "deit": "vit", "swin": "swin"}
 
+# what the graphs hold beyond the options: part of the --backend onnxruntime cache key, so a cache written
+# by an earlier tasktool (fused SkipLayerNormalization, last layer over every token) is exported again
+GRAPHS_REVISION = (
+    "2026-12-05: sentence classifiers' last layer at the first token; Add + LayerNormalization unfused"
+)
+
 # largest difference from the torch model accepted per graph (logits); O3's approximated GELU moves more
 TOLERANCE = {"fp32": 1e-3, "O1": 1e-3, "O2": 1e-3, "O3": 2e-2}
 
@@ -318,6 +324,7 @@ def _export(spec, model, kind, names, outputs, per_token, trace_inputs, check_in
     _compare(path, model, check_inputs, outputs, TOLERANCE["fp32"], "the exported graph")
     manifest = _manifest(spec, model, names, list(outputs), {"fp32": FILES["fp32"]}, FILES["fp32"], opset)
     manifest["last_layer"] = "first token only" if first else "every token"
+    manifest["graphs_revision"] = GRAPHS_REVISION
     return manifest
 
 
