@@ -72,27 +72,22 @@ def node_seconds(graph: Path, texts: list[str], tokenizer_json: Path, fused: boo
     from tokenizers import Tokenizer
 
     from tasktool.backends import session_options
+    from tasktool.engine import batches
     from tasktool.tasks.text import CPU_BATCHING
 
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    ids = sorted((e.ids for e in tokenizer.encode_batch(texts)), key=len)
-    rows, budget = CPU_BATCHING
-    batches, current = [], []
-    for seq in ids:
-        if current and (len(current) == rows or (len(current) + 1) * len(seq) > budget):
-            batches.append(current)
-            current = []
-        current.append(seq)
-    batches.append(current)
+    encoded = [e.ids for e in tokenizer.encode_batch(texts)]
+    order = sorted(((i, ids, len(ids)) for i, ids in enumerate(encoded)), key=lambda e: e[2], reverse=True)
     options, disabled = session_options(1, ["CPUExecutionProvider"])
     options.enable_profiling = True
     session = onnxruntime.InferenceSession(
         str(graph), options, providers=["CPUExecutionProvider"], disabled_optimizers=[] if fused else disabled
     )
     names = {i.name for i in session.get_inputs()}
-    for batch in batches:
+    for entries in batches(order, *CPU_BATCHING):  # as the engine cuts them
+        batch = [entry[1] for entry in entries]
         width = max(len(s) for s in batch)
         input_ids = np.zeros((len(batch), width), np.int64)
         mask = np.zeros_like(input_ids)
